@@ -1,0 +1,49 @@
+/**
+ * flock(2) on a file, compatible with the reference plugins' lock (go-filemutex flocks
+ * `<dir>/lock`), so our host-local and theirs exclude each other on a shared dataDir.
+ *
+ * Node cannot call flock itself. We open the file and hand the descriptor to flock(1) as its
+ * fd 3: a flock belongs to the open file description, which we share with the child, so the
+ * lock stays held by our descriptor after flock(1) exits, until we close it.
+ */
+import { closeSync, openSync } from 'node:fs';
+import { run } from '../exec/run';
+import { CniError, ErrCode } from '../skel/errors';
+
+export interface Lock {
+  release(): void;
+}
+
+/** Takes an exclusive lock on `path` (created if missing); waits up to timeoutMs. */
+export async function lockFile(path: string, timeoutMs = 30_000): Promise<Lock> {
+  const fd = openSync(path, 'a', 0o600);
+  const secs = Math.max(1, Math.ceil(timeoutMs / 1000));
+  const res = await run(['flock', '--exclusive', '--timeout', String(secs), '3'], {
+    extraFds: [fd],
+    nothrow: true,
+    timeoutMs: timeoutMs + 2000,
+  });
+  if (res.exitCode !== 0) {
+    closeSync(fd);
+    throw new CniError(ErrCode.TryAgainLater, `failed to lock ${path}`, res.stderr.trim() || `flock exit code ${res.exitCode}`);
+  }
+  let released = false;
+  return {
+    release() {
+      if (!released) {
+        released = true;
+        closeSync(fd);
+      }
+    },
+  };
+}
+
+/** Runs fn while holding the lock on `path`. */
+export async function withLock<T>(path: string, fn: () => Promise<T>): Promise<T> {
+  const l = await lockFile(path);
+  try {
+    return await fn();
+  } finally {
+    l.release();
+  }
+}

@@ -1,0 +1,188 @@
+/**
+ * pluginMain: the CNI skeleton every plugin's main.ts calls once. It reads the environment and
+ * stdin, negotiates the version, dispatches the verb and prints exactly one JSON document on
+ * stdout: the result, or a CNI error object followed by exit 1. Nothing else prints to stdout.
+ */
+import { readFileSync, statSync, writeSync } from 'node:fs';
+import { CniError, ErrCode, asCniError } from './errors';
+import { readEnv, type CniEnv, type Verb } from './env';
+import { SUPPORTED_VERSIONS, CURRENT_VERSION, atLeast, compareVersions, isSupported } from './versions';
+import { parseResult, resultForVersion, type Result } from '../types/result';
+
+/** The keys every network config may carry; plugins extend this. */
+export interface NetConf {
+  cniVersion: string;
+  name: string;
+  type: string;
+  ipam?: { type?: string; [k: string]: unknown };
+  dns?: Record<string, unknown>;
+  runtimeConfig?: Record<string, unknown>;
+  args?: { cni?: Record<string, unknown>; [k: string]: unknown };
+  prevResult?: unknown;
+  [k: string]: unknown;
+}
+
+export interface CmdArgs extends CniEnv {
+  /** The exact bytes received on stdin, for delegating to IPAM. */
+  stdin: Buffer;
+  /** stdin parsed; `name` and `cniVersion` are checked. */
+  conf: NetConf;
+  /** conf.prevResult upgraded to the current result shape, when present. */
+  prevResult?: Result;
+}
+
+export interface PluginFuncs {
+  add?: (a: CmdArgs) => Promise<Result>;
+  del?: (a: CmdArgs) => Promise<void>;
+  check?: (a: CmdArgs) => Promise<void>;
+  gc?: (a: CmdArgs) => Promise<void>;
+  status?: (a: CmdArgs) => Promise<void>;
+}
+
+export interface PluginOptions {
+  /** Allow CNI_NETNS to be the plugin's own netns on ADD/DEL (the `host` plugin needs this). */
+  allowOwnNetns?: boolean;
+}
+
+export interface Io {
+  getenv: (k: string) => string | undefined;
+  readStdin: () => Buffer;
+  /** Called once with the text to print on stdout and the exit code. */
+  finish: (stdout: string, code: number) => void;
+  stderr: (s: string) => void;
+}
+
+const realIo: Io = {
+  getenv: (k) => process.env[k],
+  readStdin: () => {
+    try {
+      return readFileSync(0);
+    } catch (e) {
+      // No stdin at all (closed descriptor) is an empty config, not a crash.
+      if ((e as NodeJS.ErrnoException).code === 'EAGAIN' || (e as NodeJS.ErrnoException).code === 'EOF') return Buffer.alloc(0);
+      throw new CniError(ErrCode.IOFailure, `error reading from stdin: ${(e as Error).message}`);
+    }
+  },
+  finish: (stdout, code) => {
+    if (stdout) writeSync(1, stdout.endsWith('\n') ? stdout : stdout + '\n');
+    process.exit(code);
+  },
+  stderr: (s) => {
+    writeSync(2, s.endsWith('\n') ? s : s + '\n');
+  },
+};
+
+function versionsText(): string {
+  return `[${SUPPORTED_VERSIONS.map((v) => `"${v}"`).join(' ')}]`;
+}
+
+/** Parses the config on stdin: bad JSON is code 6, a missing name code 7. */
+export function parseConf(stdin: Buffer): NetConf {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(stdin.toString('utf8'));
+  } catch (e) {
+    throw new CniError(ErrCode.DecodeFailure, 'error parsing network configuration', (e as Error).message);
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new CniError(ErrCode.DecodeFailure, 'error parsing network configuration', 'not a JSON object');
+  }
+  const conf = raw as NetConf;
+  if (typeof conf.name !== 'string' || conf.name === '') {
+    throw new CniError(ErrCode.InvalidConfig, 'missing network name');
+  }
+  // A config without cniVersion decodes as 0.1.0 (cni:pkg/types/create), which we do not speak.
+  if (conf.cniVersion === undefined || conf.cniVersion === '') conf.cniVersion = '0.1.0';
+  if (typeof conf.cniVersion !== 'string') {
+    throw new CniError(ErrCode.DecodeFailure, 'error parsing network configuration', 'cniVersion is not a string');
+  }
+  return conf;
+}
+
+function checkVersion(verb: Verb, v: string): void {
+  if (!isSupported(v)) {
+    throw new CniError(ErrCode.IncompatibleVersion, 'incompatible CNI versions', `config is "${v}", plugin supports ${versionsText()}`);
+  }
+  if (verb === 'CHECK' && !atLeast(v, '0.4.0')) {
+    throw new CniError(ErrCode.IncompatibleVersion, 'config version does not allow CHECK', `config is "${v}"`);
+  }
+  if ((verb === 'GC' || verb === 'STATUS') && !atLeast(v, '1.1.0')) {
+    throw new CniError(ErrCode.IncompatibleVersion, `config version does not allow ${verb}`, `config is "${v}"`);
+  }
+}
+
+function sameNetnsAsSelf(path: string): boolean {
+  try {
+    const a = statSync(path);
+    const b = statSync('/proc/self/ns/net');
+    return a.dev === b.dev && a.ino === b.ino;
+  } catch {
+    return false;
+  }
+}
+
+/** Runs one CNI invocation; returns what to print and the exit code (tests call this directly). */
+export async function dispatch(funcs: PluginFuncs, about: string, io: Io, opts: PluginOptions = {}): Promise<{ out: string; code: number }> {
+  let cniVersion = CURRENT_VERSION;
+  try {
+    const command = io.getenv('CNI_COMMAND');
+    if (!command) {
+      io.stderr(`${about}\nCNI protocol versions supported: ${SUPPORTED_VERSIONS.join(', ')}`);
+      return { out: '', code: 0 };
+    }
+    if (command === 'VERSION') {
+      // VERSION ignores everything but an optional {"cniVersion"} on stdin.
+      let asked = CURRENT_VERSION;
+      try {
+        const raw = JSON.parse(io.readStdin().toString('utf8') || '{}');
+        if (typeof raw.cniVersion === 'string' && raw.cniVersion) asked = raw.cniVersion;
+      } catch {
+        /* an unreadable VERSION request still gets an answer */
+      }
+      return { out: JSON.stringify({ cniVersion: asked, supportedVersions: SUPPORTED_VERSIONS }), code: 0 };
+    }
+    const env = readEnv(io.getenv);
+    const stdin = io.readStdin();
+    const conf = parseConf(stdin);
+    cniVersion = isSupported(conf.cniVersion) ? conf.cniVersion : CURRENT_VERSION;
+    checkVersion(env.command, conf.cniVersion);
+    if ((env.command === 'ADD' || env.command === 'DEL') && env.netns && !opts.allowOwnNetns && sameNetnsAsSelf(env.netns)) {
+      throw new CniError(ErrCode.InvalidNetNS, 'cannot use the plugin\'s own network namespace as the container\'s', env.netns);
+    }
+    const args: CmdArgs = { ...env, stdin, conf };
+    if (conf.prevResult !== undefined && conf.prevResult !== null) {
+      args.prevResult = parseResult(conf.prevResult, conf.cniVersion);
+    }
+    switch (env.command) {
+      case 'ADD': {
+        if (!funcs.add) throw new CniError(ErrCode.Internal, 'ADD is not implemented');
+        const result = await funcs.add(args);
+        return { out: JSON.stringify(resultForVersion(result, conf.cniVersion)), code: 0 };
+      }
+      case 'DEL':
+      case 'CHECK':
+      case 'GC':
+      case 'STATUS': {
+        const fn = funcs[env.command.toLowerCase() as 'del' | 'check' | 'gc' | 'status'];
+        // A verb a plugin has nothing to do for succeeds quietly (e.g. STATUS of loopback).
+        if (fn) await fn(args);
+        return { out: '', code: 0 };
+      }
+    }
+    throw new CniError(ErrCode.InvalidEnvironment, `unknown CNI_COMMAND: ${command}`);
+  } catch (e) {
+    const err = asCniError(e);
+    if (err.code === ErrCode.Internal && e instanceof Error && e.stack && io.getenv('CNI_TS_DEBUG')) io.stderr(e.stack);
+    return { out: JSON.stringify(err.toJSON(cniVersion)), code: 1 };
+  }
+}
+
+/** The single entry point of each executable. */
+export function pluginMain(funcs: PluginFuncs, about: string, opts: PluginOptions = {}, io: Io = realIo): void {
+  dispatch(funcs, about, io, opts).then(
+    ({ out, code }) => io.finish(out, code),
+    (e) => io.finish(JSON.stringify(asCniError(e).toJSON(CURRENT_VERSION)), 1),
+  );
+}
+
+export { compareVersions };
