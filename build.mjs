@@ -58,7 +58,8 @@ await Promise.all(
       format: 'cjs',
       minify: true,
       legalComments: 'none',
-      banner: { js: '#!/usr/bin/env node' },
+      // Line 2 marks the file as ours, so a plugin may run our IPAM in-process (lib/ipam/exec.ts).
+      banner: { js: `#!/usr/bin/env node\n// cni-ts plugin: ${e.name}` },
       logLevel: 'warning',
     });
     chmodSync(outfile, 0o755);

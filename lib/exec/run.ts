@@ -27,6 +27,8 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Pass these extra file descriptors to the child as fd 3, 4, ... */
   extraFds?: number[];
+  /** Variables to set (or replace) in the child's environment. */
+  envOverride?: Record<string, string>;
 }
 
 export interface RunResult {
@@ -55,7 +57,7 @@ export async function run(argv: string[], opts: RunOptions = {}): Promise<RunRes
       timeout: opts.timeoutMs ?? 30_000,
       stripFinalNewline: false,
       stdio: stdio as never,
-      env: { LC_ALL: 'C' },
+      env: { LC_ALL: 'C', ...opts.envOverride },
       extendEnv: true,
     });
     res = { stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? ''), exitCode: r.exitCode ?? (r.timedOut ? 124 : 1) };

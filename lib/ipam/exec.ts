@@ -1,0 +1,116 @@
+/**
+ * Delegation to an IPAM plugin, as libcni's invoke package does it: find `ipam.type` in
+ * CNI_PATH, run it with our environment (CNI_COMMAND replaced) and our exact stdin, and read
+ * its stdout as a result or a CNI error, which is re-raised unchanged.
+ */
+import { accessSync, closeSync, constants, openSync, readSync } from 'node:fs';
+import { join } from 'node:path';
+import { run } from '../exec/run';
+import { CniError, ErrCode } from '../skel/errors';
+import type { CmdArgs } from '../skel/dispatch';
+import { parseResult, type Result } from '../types/result';
+
+/** Finds an executable named `type` in the CNI_PATH directories. */
+export function findPlugin(type: string, path: string[]): string {
+  if (!/^[A-Za-z0-9._-]+$/.test(type)) {
+    throw new CniError(ErrCode.InvalidConfig, `invalid plugin type "${type}"`);
+  }
+  for (const dir of path) {
+    const p = join(dir, type);
+    try {
+      accessSync(p, constants.X_OK);
+      return p;
+    } catch {
+      /* try the next directory */
+    }
+  }
+  throw new CniError(ErrCode.InvalidConfig, `failed to find plugin "${type}" in path [${path.join(' ')}]`);
+}
+
+/** In-process implementations of IPAM plugins, keyed by type (see issue: exec costs a process). */
+export type InProcessIpam = (command: 'ADD' | 'DEL' | 'CHECK' | 'GC' | 'STATUS', args: CmdArgs) => Promise<Result | void>;
+const inProcess = new Map<string, InProcessIpam>();
+export function registerInProcessIpam(type: string, fn: InProcessIpam): void {
+  inProcess.set(type, fn);
+}
+
+/** The marker build.mjs puts on line 2 of each of our executables. */
+export const MARKER = '// cni-ts plugin: ';
+
+/** True when the executable at `bin` is our own build of plugin `type`. */
+function isOurs(bin: string, type: string): boolean {
+  try {
+    const fd = openSync(bin, 'r');
+    try {
+      const buf = Buffer.alloc(128);
+      const n = readSync(fd, buf, 0, buf.length, 0);
+      const lines = buf.subarray(0, n).toString('utf8').split('\n');
+      return lines[1] === MARKER + type;
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Picks how to run the IPAM: in-process when CNI_PATH resolves to our own build of it (saves a
+ * Node start per verb), else by exec, so a foreign IPAM (or the reference's) still works.
+ */
+function resolveIpam(args: CmdArgs): { bin: string; fn?: InProcessIpam } {
+  const type = ipamType(args);
+  const bin = findPlugin(type, args.path);
+  const fn = inProcess.get(type);
+  return fn && process.env.CNI_TS_IPAM_EXEC !== '1' && isOurs(bin, type) ? { bin, fn } : { bin };
+}
+
+function ipamType(args: CmdArgs): string {
+  const t = args.conf.ipam?.type;
+  if (typeof t !== 'string' || t === '') throw new CniError(ErrCode.InvalidConfig, 'ipam.type is missing');
+  return t;
+}
+
+async function execIpam(command: 'ADD' | 'DEL' | 'CHECK' | 'GC' | 'STATUS', bin: string, args: CmdArgs): Promise<string> {
+  const type = ipamType(args);
+  const res = await run([bin], {
+    input: args.stdin.toString('utf8'),
+    nothrow: true,
+    envOverride: { CNI_COMMAND: command },
+  });
+  if (res.exitCode !== 0) {
+    // The child's error object is on stdout (libcni pluginErr); stderr only when stdout is empty.
+    try {
+      const e = JSON.parse(res.stdout);
+      if (typeof e.code === 'number') throw new CniError(e.code, e.msg ?? `${type} failed`, e.details ?? '');
+    } catch (x) {
+      if (x instanceof CniError) throw x;
+    }
+    throw new CniError(ErrCode.Internal, `${type} ${command} failed: ${(res.stderr || res.stdout).trim() || `exit code ${res.exitCode}`}`);
+  }
+  return res.stdout;
+}
+
+/** ADD on the delegated IPAM; returns its result in the current shape. */
+export async function ipamAdd(args: CmdArgs): Promise<Result> {
+  const { bin, fn } = resolveIpam(args);
+  if (fn) return (await fn('ADD', args)) as Result;
+  const out = await execIpam('ADD', bin, args);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(out);
+  } catch {
+    throw new CniError(ErrCode.DecodeFailure, `failed to decode IPAM result: ${out.slice(0, 200)}`);
+  }
+  return parseResult(raw, args.conf.cniVersion);
+}
+
+/** DEL, CHECK, GC or STATUS on the delegated IPAM. */
+export async function ipamExec(command: 'DEL' | 'CHECK' | 'GC' | 'STATUS', args: CmdArgs): Promise<void> {
+  const { bin, fn } = resolveIpam(args);
+  if (fn) {
+    await fn(command, args);
+    return;
+  }
+  await execIpam(command, bin, args);
+}
