@@ -99,6 +99,16 @@ export function parseConf(stdin: Buffer): NetConf {
   return conf;
 }
 
+/** The config's cniVersion if stdin is a JSON object declaring a supported one. */
+function peekVersion(stdin: Buffer): string | undefined {
+  try {
+    const v = (JSON.parse(stdin.toString('utf8')) as { cniVersion?: unknown }).cniVersion;
+    return typeof v === 'string' && isSupported(v) ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function checkVersion(verb: Verb, v: string): void {
   if (!isSupported(v)) {
     throw new CniError(ErrCode.IncompatibleVersion, 'incompatible CNI versions', `config is "${v}", plugin supports ${versionsText()}`);
@@ -124,6 +134,7 @@ function sameNetnsAsSelf(path: string): boolean {
 /** Runs one CNI invocation; returns what to print and the exit code (tests call this directly). */
 export async function dispatch(funcs: PluginFuncs, about: string, io: Io, opts: PluginOptions = {}): Promise<{ out: string; code: number }> {
   let cniVersion = CURRENT_VERSION;
+  let stdin: Buffer | undefined;
   try {
     const command = io.getenv('CNI_COMMAND');
     if (!command) {
@@ -142,7 +153,7 @@ export async function dispatch(funcs: PluginFuncs, about: string, io: Io, opts: 
       return { out: JSON.stringify({ cniVersion: asked, supportedVersions: SUPPORTED_VERSIONS }), code: 0 };
     }
     const env = readEnv(io.getenv);
-    const stdin = io.readStdin();
+    stdin = io.readStdin();
     const conf = parseConf(stdin);
     cniVersion = isSupported(conf.cniVersion) ? conf.cniVersion : CURRENT_VERSION;
     checkVersion(env.command, conf.cniVersion);
@@ -172,6 +183,8 @@ export async function dispatch(funcs: PluginFuncs, about: string, io: Io, opts: 
     throw new CniError(ErrCode.InvalidEnvironment, `unknown CNI_COMMAND: ${command}`);
   } catch (e) {
     const err = asCniError(e);
+    // An error found while checking the config (say a missing name) still answers in its version.
+    if (stdin && cniVersion === CURRENT_VERSION) cniVersion = peekVersion(stdin) ?? cniVersion;
     if (err.code === ErrCode.Internal && e instanceof Error && e.stack && io.getenv('CNI_TS_DEBUG')) io.stderr(e.stack);
     return { out: JSON.stringify(err.toJSON(cniVersion)), code: 1 };
   }

@@ -1,0 +1,395 @@
+// skel dispatch with an injected Io: env from a map, stdin from a Buffer. No root, no kernel.
+import { dispatch, type CmdArgs, type Io, type PluginFuncs } from './dispatch';
+import { CniError, ErrCode } from './errors';
+import type { Result } from '../types/result';
+
+interface Call {
+  out: string;
+  code: number;
+  stderr: string[];
+}
+
+const BASE_ENV: Record<string, string> = {
+  CNI_COMMAND: 'ADD',
+  CNI_CONTAINERID: 'ctr-1',
+  CNI_NETNS: '/run/netns/does-not-exist',
+  CNI_IFNAME: 'eth0',
+  CNI_PATH: '/opt/cni/bin',
+};
+
+function conf(over: Record<string, unknown> = {}): Record<string, unknown> {
+  return { cniVersion: '1.1.0', name: 'net1', type: 'test', ...over };
+}
+
+/** Runs dispatch once; `env` entries set to undefined remove a base variable. */
+async function call(
+  funcs: PluginFuncs,
+  env: Record<string, string | undefined>,
+  stdin: string | Record<string, unknown> = conf(),
+  about = 'test plugin v0',
+): Promise<Call> {
+  const vars = { ...BASE_ENV, ...env };
+  const stderr: string[] = [];
+  const io: Io = {
+    getenv: (k) => vars[k],
+    readStdin: () => Buffer.from(typeof stdin === 'string' ? stdin : JSON.stringify(stdin)),
+    finish: () => {
+      throw new Error('dispatch must not call finish');
+    },
+    stderr: (s) => stderr.push(s),
+  };
+  const { out, code } = await dispatch(funcs, about, io);
+  return { out, code, stderr };
+}
+
+/** Asserts the output is one CNI error object and returns it. */
+function errorOf(c: Call): { cniVersion: string; code: number; msg: string; details?: string } {
+  expect(c.code).toBe(1);
+  // Exactly one JSON document on stdout: it must parse as a whole.
+  const e = JSON.parse(c.out);
+  expect(typeof e).toBe('object');
+  expect(Object.keys(e).sort()).toEqual(expect.arrayContaining(['code', 'cniVersion', 'msg']));
+  return e;
+}
+
+const SAMPLE: Result = {
+  cniVersion: '1.1.0',
+  interfaces: [
+    { name: 'cni0', mac: '0a:58:0a:00:00:01' },
+    { name: 'veth1', mac: '0a:58:0a:00:00:02', mtu: 1400 },
+    { name: 'eth0', mac: '0a:58:0a:00:00:03', sandbox: '/run/netns/x', mtu: 1400, socketPath: '/run/s.sock', pciID: '0000:00:01.0' },
+  ],
+  ips: [
+    { address: '10.0.0.2/24', gateway: '10.0.0.1', interface: 2 },
+    { address: 'fd00::2/64', gateway: 'fd00::1', interface: 2 },
+  ],
+  routes: [{ dst: '0.0.0.0/0', gw: '10.0.0.1', mtu: 1400, priority: 10, advmss: 1360, table: 100, scope: 0 }],
+  dns: { nameservers: ['10.0.0.1'] },
+};
+
+const addReturning = (r: Result): PluginFuncs => ({ add: async () => r });
+
+describe('VERSION', () => {
+  it('echoes the requested cniVersion and lists the supported versions', async () => {
+    const c = await call({}, { CNI_COMMAND: 'VERSION' }, { cniVersion: '0.4.0' });
+    expect(c.code).toBe(0);
+    expect(JSON.parse(c.out)).toEqual({
+      cniVersion: '0.4.0',
+      supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'],
+    });
+  });
+
+  it('answers with empty stdin', async () => {
+    const c = await call({}, { CNI_COMMAND: 'VERSION', CNI_CONTAINERID: undefined, CNI_NETNS: undefined, CNI_IFNAME: undefined, CNI_PATH: undefined }, '');
+    expect(c.code).toBe(0);
+    const v = JSON.parse(c.out);
+    expect(v.cniVersion).toBe('1.1.0');
+    expect(v.supportedVersions).toEqual(['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0']);
+  });
+
+  it('answers even when stdin is not JSON', async () => {
+    const c = await call({}, { CNI_COMMAND: 'VERSION' }, 'not json');
+    expect(c.code).toBe(0);
+    expect(JSON.parse(c.out).supportedVersions).toHaveLength(5);
+  });
+});
+
+describe('environment', () => {
+  it('without CNI_COMMAND prints about on stderr, nothing on stdout, exit 0', async () => {
+    const c = await call({ add: jest.fn() }, { CNI_COMMAND: undefined }, conf(), 'CNI test plugin v1.2.3');
+    expect(c.code).toBe(0);
+    expect(c.out).toBe('');
+    expect(c.stderr.join('\n')).toContain('CNI test plugin v1.2.3');
+    expect(c.stderr.join('\n')).toContain('0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0');
+  });
+
+  it('rejects an unknown command with code 4', async () => {
+    const e = errorOf(await call({}, { CNI_COMMAND: 'FROB' }));
+    expect(e.code).toBe(ErrCode.InvalidEnvironment);
+    expect(e.msg).toBe('unknown CNI_COMMAND: FROB');
+  });
+
+  it('lists every missing variable in one code-4 error, in the reference format', async () => {
+    const e = errorOf(await call({}, { CNI_NETNS: undefined, CNI_IFNAME: undefined }));
+    expect(e.code).toBe(4);
+    expect(e.msg).toBe('required env variables [CNI_NETNS,CNI_IFNAME] missing');
+  });
+
+  it('names all four ADD variables when none is set', async () => {
+    const e = errorOf(await call({}, { CNI_CONTAINERID: undefined, CNI_NETNS: undefined, CNI_IFNAME: undefined, CNI_PATH: '' }));
+    expect(e.msg).toBe('required env variables [CNI_CONTAINERID,CNI_NETNS,CNI_IFNAME,CNI_PATH] missing');
+  });
+
+  it('accepts DEL without CNI_NETNS (the netns is gone)', async () => {
+    const del = jest.fn(async (_a: CmdArgs) => {});
+    const c = await call({ del }, { CNI_COMMAND: 'DEL', CNI_NETNS: undefined });
+    expect(c).toMatchObject({ out: '', code: 0 });
+    expect(del).toHaveBeenCalledTimes(1);
+    expect(del.mock.calls[0]![0].netns).toBe('');
+  });
+
+  it('requires CNI_NETNS on CHECK', async () => {
+    const e = errorOf(await call({}, { CNI_COMMAND: 'CHECK', CNI_NETNS: undefined }));
+    expect(e.msg).toBe('required env variables [CNI_NETNS] missing');
+  });
+
+  it('needs only CNI_PATH for GC', async () => {
+    const gc = jest.fn(async () => {});
+    const env = { CNI_COMMAND: 'GC', CNI_CONTAINERID: undefined, CNI_NETNS: undefined, CNI_IFNAME: undefined };
+    expect(await call({ gc }, env)).toMatchObject({ out: '', code: 0 });
+    expect(gc).toHaveBeenCalled();
+    expect(errorOf(await call({ gc }, { ...env, CNI_PATH: undefined })).msg).toBe('required env variables [CNI_PATH] missing');
+  });
+
+  it.each(['-leading-dash', 'a b', 'a/b', 'ctr;rm', '.hidden'])('rejects container ID %j with code 4', async (id) => {
+    const e = errorOf(await call({ add: jest.fn() }, { CNI_CONTAINERID: id }));
+    expect(e.code).toBe(4);
+    expect(e.msg).toMatch(/containerID/);
+  });
+
+  it.each(['a1_b.c-d', 'ABC123', '0'])('accepts container ID %j', async (id) => {
+    const c = await call(addReturning({ cniVersion: '1.1.0' }), { CNI_CONTAINERID: id });
+    expect(c.code).toBe(0);
+  });
+
+  it.each([
+    ['16 chars', 'abcdefghijklmnop'],
+    ['dot', '.'],
+    ['dot-dot', '..'],
+    ['slash', 'eth/0'],
+    ['colon', 'eth0:1'],
+    ['space', 'eth 0'],
+    ['tab', 'eth\t0'],
+  ])('rejects CNI_IFNAME with %s with code 4', async (_what, name) => {
+    const e = errorOf(await call({ add: jest.fn() }, { CNI_IFNAME: name }));
+    expect(e.code).toBe(4);
+    expect(e.msg).toMatch(/CNI_IFNAME/);
+  });
+
+  it('accepts a 15-character interface name', async () => {
+    const c = await call(addReturning({ cniVersion: '1.1.0' }), { CNI_IFNAME: 'abcdefghijklmno' });
+    expect(c.code).toBe(0);
+  });
+
+  it('accepts CNI_ARGS with unknown keys and passes them on', async () => {
+    const add = jest.fn(async (_a: CmdArgs): Promise<Result> => ({ cniVersion: '1.1.0' }));
+    const c = await call({ add }, { CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAME=x;K8S_POD_NAMESPACE=default' });
+    expect(c.code).toBe(0);
+    const a = add.mock.calls[0]![0];
+    expect(a.argsMap).toEqual({ IgnoreUnknown: '1', K8S_POD_NAME: 'x', K8S_POD_NAMESPACE: 'default' });
+    expect(a.args).toBe('IgnoreUnknown=1;K8S_POD_NAME=x;K8S_POD_NAMESPACE=default');
+  });
+
+  it.each(['IgnoreUnknown=1;K8S_POD_NAME', '=x', 'novalue'])('rejects malformed CNI_ARGS %j with code 4', async (args) => {
+    const e = errorOf(await call({ add: jest.fn() }, { CNI_ARGS: args }));
+    expect(e.code).toBe(4);
+    expect(e.msg).toMatch(/CNI_ARGS/);
+  });
+
+  it('passes the parsed environment and the exact stdin bytes to the verb', async () => {
+    const add = jest.fn(async (_a: CmdArgs): Promise<Result> => ({ cniVersion: '1.1.0' }));
+    const text = JSON.stringify(conf({ extra: { keep: true } }));
+    await call({ add }, { CNI_PATH: '/a:/b::/c' }, text);
+    const a = add.mock.calls[0]![0];
+    expect(a).toMatchObject({ command: 'ADD', containerID: 'ctr-1', ifName: 'eth0', netns: '/run/netns/does-not-exist', path: ['/a', '/b', '/c'] });
+    expect(a.stdin.toString()).toBe(text);
+    expect(a.conf.extra).toEqual({ keep: true });
+  });
+
+  it("refuses the plugin's own netns on ADD with code 8", async () => {
+    const add = jest.fn();
+    const e = errorOf(await call({ add }, { CNI_NETNS: '/proc/self/ns/net' }));
+    expect(e.code).toBe(ErrCode.InvalidNetNS);
+    expect(add).not.toHaveBeenCalled();
+  });
+});
+
+describe('config', () => {
+  it('rejects invalid JSON with code 6', async () => {
+    const e = errorOf(await call({ add: jest.fn() }, {}, '{"cniVersion": "1.1.0", '));
+    expect(e.code).toBe(ErrCode.DecodeFailure);
+  });
+
+  it('rejects a JSON value that is not an object with code 6', async () => {
+    expect(errorOf(await call({ add: jest.fn() }, {}, '[1,2]')).code).toBe(6);
+  });
+
+  it('rejects a config without a name with code 7', async () => {
+    const e = errorOf(await call({ add: jest.fn() }, {}, { cniVersion: '1.1.0', type: 'test' }));
+    expect(e.code).toBe(ErrCode.InvalidConfig);
+    expect(e.msg).toMatch(/name/);
+  });
+
+  it('rejects an unsupported version with code 1 and the reference details', async () => {
+    const add = jest.fn();
+    const e = errorOf(await call({ add }, {}, conf({ cniVersion: '0.9.9' })));
+    expect(e.code).toBe(ErrCode.IncompatibleVersion);
+    expect(e.msg).toBe('incompatible CNI versions');
+    expect(e.details).toBe('config is "0.9.9", plugin supports ["0.3.0" "0.3.1" "0.4.0" "1.0.0" "1.1.0"]');
+    expect(add).not.toHaveBeenCalled();
+  });
+
+  it('treats a missing cniVersion as 0.1.0, which is unsupported (code 1)', async () => {
+    const e = errorOf(await call({ add: jest.fn() }, {}, { name: 'net1', type: 'test' }));
+    expect(e.code).toBe(1);
+    expect(e.details).toMatch(/^config is "0\.1\.0"/);
+  });
+
+  it('rejects CHECK with a 0.3.1 config (code 1)', async () => {
+    const check = jest.fn();
+    const e = errorOf(await call({ check }, { CNI_COMMAND: 'CHECK' }, conf({ cniVersion: '0.3.1' })));
+    expect(e.code).toBe(1);
+    expect(check).not.toHaveBeenCalled();
+  });
+
+  it('runs CHECK with a 0.4.0 config', async () => {
+    const check = jest.fn(async () => {});
+    expect(await call({ check }, { CNI_COMMAND: 'CHECK' }, conf({ cniVersion: '0.4.0' }))).toMatchObject({ out: '', code: 0 });
+    expect(check).toHaveBeenCalled();
+  });
+
+  it.each(['GC', 'STATUS'])('rejects %s with a 1.0.0 config (code 1)', async (verb) => {
+    const fn = jest.fn();
+    const e = errorOf(await call({ gc: fn, status: fn }, { CNI_COMMAND: verb }, conf({ cniVersion: '1.0.0' })));
+    expect(e.code).toBe(1);
+    expect(e.msg).toContain(verb);
+    expect(fn).not.toHaveBeenCalled();
+  });
+
+  it('runs STATUS with a 1.1.0 config and no CNI_PATH', async () => {
+    const status = jest.fn(async () => {});
+    const c = await call({ status }, { CNI_COMMAND: 'STATUS', CNI_CONTAINERID: undefined, CNI_NETNS: undefined, CNI_IFNAME: undefined, CNI_PATH: undefined });
+    expect(c).toMatchObject({ out: '', code: 0 });
+    expect(status).toHaveBeenCalled();
+  });
+
+  it('succeeds quietly for a verb the plugin does not implement', async () => {
+    expect(await call({}, { CNI_COMMAND: 'DEL' })).toMatchObject({ out: '', code: 0 });
+  });
+});
+
+describe('ADD result per version', () => {
+  it('0.4.0 adds ips[].version and drops the 1.1-only keys', async () => {
+    const c = await call(addReturning(SAMPLE), {}, conf({ cniVersion: '0.4.0' }));
+    expect(c.code).toBe(0);
+    const r = JSON.parse(c.out);
+    expect(r.cniVersion).toBe('0.4.0');
+    expect(r.ips).toEqual([
+      { version: '4', interface: 2, address: '10.0.0.2/24', gateway: '10.0.0.1' },
+      { version: '6', interface: 2, address: 'fd00::2/64', gateway: 'fd00::1' },
+    ]);
+    expect(r.routes).toEqual([{ dst: '0.0.0.0/0', gw: '10.0.0.1' }]);
+    expect(r.interfaces[2]).toEqual({ name: 'eth0', mac: '0a:58:0a:00:00:03', sandbox: '/run/netns/x' });
+    expect(r.dns).toEqual({ nameservers: ['10.0.0.1'] });
+  });
+
+  it.each(['0.3.0', '0.3.1'])('%s has the same shape as 0.4.0', async (v) => {
+    const r = JSON.parse((await call(addReturning(SAMPLE), {}, conf({ cniVersion: v }))).out);
+    expect(r.cniVersion).toBe(v);
+    expect(r.ips[0].version).toBe('4');
+    expect(r.routes[0]).not.toHaveProperty('mtu');
+  });
+
+  it('1.0.0 drops ips[].version and the 1.1-only keys', async () => {
+    const r = JSON.parse((await call(addReturning(SAMPLE), {}, conf({ cniVersion: '1.0.0' }))).out);
+    expect(r.cniVersion).toBe('1.0.0');
+    expect(r.ips[0]).toEqual({ interface: 2, address: '10.0.0.2/24', gateway: '10.0.0.1' });
+    expect(r.routes).toEqual([{ dst: '0.0.0.0/0', gw: '10.0.0.1' }]);
+    expect(r.interfaces[1]).toEqual({ name: 'veth1', mac: '0a:58:0a:00:00:02' });
+    expect(r.interfaces[2]).not.toHaveProperty('socketPath');
+    expect(r.interfaces[2]).not.toHaveProperty('pciID');
+  });
+
+  it('1.1.0 keeps route and interface extras', async () => {
+    const r = JSON.parse((await call(addReturning(SAMPLE), {}, conf())).out);
+    expect(r.cniVersion).toBe('1.1.0');
+    expect(r.ips[0]).not.toHaveProperty('version');
+    expect(r.routes[0]).toEqual(SAMPLE.routes![0]);
+    expect(r.interfaces).toEqual(SAMPLE.interfaces);
+  });
+
+  it('answers in the config version even if the plugin set another cniVersion', async () => {
+    const r = JSON.parse((await call(addReturning({ ...SAMPLE, cniVersion: '1.1.0' }), {}, conf({ cniVersion: '1.0.0' }))).out);
+    expect(r.cniVersion).toBe('1.0.0');
+  });
+});
+
+describe('prevResult', () => {
+  it('is parsed from a 0.4.0 shape into the current shape', async () => {
+    const add = jest.fn(async (a: CmdArgs): Promise<Result> => a.prevResult!);
+    const prev = {
+      cniVersion: '0.4.0',
+      interfaces: [{ name: 'eth0', mac: '0a:58:0a:00:00:03', sandbox: '/run/netns/x' }],
+      ips: [
+        { version: '4', interface: 0, address: '10.0.0.2/24', gateway: '10.0.0.1' },
+        { version: '6', address: 'fd00::2/64' },
+      ],
+      routes: [{ dst: '0.0.0.0/0' }],
+      dns: { nameservers: ['1.1.1.1'] },
+    };
+    const c = await call({ add }, {}, conf({ cniVersion: '0.4.0', prevResult: prev }));
+    expect(c.code).toBe(0);
+    const p = add.mock.calls[0]![0].prevResult!;
+    expect(p.ips).toEqual([
+      { interface: 0, address: '10.0.0.2/24', gateway: '10.0.0.1' },
+      { address: 'fd00::2/64' },
+    ]);
+    expect(p.interfaces).toEqual(prev.interfaces);
+    expect(p.routes).toEqual(prev.routes);
+    expect(p.dns).toEqual(prev.dns);
+    // And echoed back unchanged in the config's version.
+    expect(JSON.parse(c.out)).toEqual(prev);
+  });
+
+  it('is absent on a first ADD', async () => {
+    const add = jest.fn(async (a: CmdArgs): Promise<Result> => ({ cniVersion: a.conf.cniVersion }));
+    await call({ add }, {});
+    expect(add.mock.calls[0]![0].prevResult).toBeUndefined();
+  });
+
+  it('that cannot be decoded is code 6', async () => {
+    const add = jest.fn();
+    const e = errorOf(await call({ add }, {}, conf({ prevResult: { ips: 'nope' } })));
+    expect(e.code).toBe(6);
+    expect(add).not.toHaveBeenCalled();
+  });
+});
+
+describe('errors from the verb', () => {
+  it('wraps a plain Error as code 999', async () => {
+    const e = errorOf(await call({ add: async () => { throw new Error('boom'); } }, {}));
+    expect(e).toEqual({ cniVersion: '1.1.0', code: 999, msg: 'boom' });
+  });
+
+  it('wraps a thrown non-Error as code 999', async () => {
+    const e = errorOf(await call({ del: async () => { throw 'weird'; } }, { CNI_COMMAND: 'DEL' }));
+    expect(e).toMatchObject({ code: 999, msg: 'weird' });
+  });
+
+  it('passes a CniError through with its code and details', async () => {
+    const e = errorOf(
+      await call({ add: async () => { throw new CniError(ErrCode.NoAddressAvailable, 'no IP addresses available in range set', '10.0.0.0/30'); } }, {}),
+    );
+    expect(e).toEqual({ cniVersion: '1.1.0', code: 100, msg: 'no IP addresses available in range set', details: '10.0.0.0/30' });
+  });
+
+  it('carries the config version in the error object', async () => {
+    for (const v of ['0.3.1', '0.4.0', '1.0.0']) {
+      const e = errorOf(await call({ del: async () => { throw new CniError(11, 'busy'); } }, { CNI_COMMAND: 'DEL' }, conf({ cniVersion: v })));
+      expect(e.cniVersion).toBe(v);
+      expect(e.code).toBe(11);
+    }
+  });
+
+  it('carries the config version on config errors found after the version is known', async () => {
+    const e = errorOf(await call({ add: jest.fn() }, {}, { cniVersion: '0.4.0', type: 'x' }));
+    expect(e.code).toBe(7);
+    expect(e.cniVersion).toBe('0.4.0');
+  });
+
+  it('prints exactly one JSON object on stdout and nothing else', async () => {
+    const c = await call({ add: async () => { throw new Error('line1\nline2'); } }, {});
+    expect(c.out.trim().split('\n')).toHaveLength(1);
+    expect(JSON.parse(c.out).msg).toBe('line1\nline2');
+  });
+});
