@@ -25,7 +25,8 @@ export function parseIP(s: string): IP | undefined {
     const v = s.split('.').reduce((acc, p) => (acc << 8n) | BigInt(Number(p)), 0n);
     return { family: 4, value: v };
   }
-  if (isIPv6(s)) {
+  // node's isIPv6 accepts a zone ("fe80::1%eth0"); an address with a zone has no place in a CIDR.
+  if (isIPv6(s) && !s.includes('%')) {
     // A trailing dotted quad (::ffff:1.2.3.4) stands for the last two groups: rewrite it as hex.
     const text = s.replace(/(\d+)\.(\d+)\.(\d+)\.(\d+)$/, (_m, a, b, c, d) =>
       `${((Number(a) << 8) | Number(b)).toString(16)}:${((Number(c) << 8) | Number(d)).toString(16)}`,
@@ -67,6 +68,8 @@ export function formatIP(ip: IP): string {
     i = j;
   }
   const hex = (xs: number[]): string => xs.map((x) => x.toString(16)).join(':');
+  // RFC 5952 §5: IPv4-mapped addresses end in a dotted quad, as inet_ntop (and so `ip`) prints them.
+  if (ip.value >> 32n === 0xffffn) return `::ffff:${formatIP({ family: 4, value: ip.value & 0xffffffffn })}`;
   if (best < 0) return hex(g);
   return `${hex(g.slice(0, best))}::${hex(g.slice(best + bestLen))}`;
 }
