@@ -45,9 +45,9 @@ function parseShows(stdout: string): unknown[] {
  * Without `force` the batch stops at the first failure and this throws an error naming the line.
  * With `force` every line runs and the failures are returned for the caller to judge.
  */
-export async function ipBatch(lines: string[], opts: { netns?: string; force?: boolean } = {}): Promise<BatchOutcome> {
+export async function ipBatch(lines: string[], opts: { netns?: string; force?: boolean; details?: boolean } = {}): Promise<BatchOutcome> {
   if (lines.length === 0) return { shows: [], errors: [] };
-  const argv = ['ip', '-json', ...(opts.force ? ['-force'] : []), '-batch', '-'];
+  const argv = ['ip', '-json', ...(opts.details ? ['-details'] : []), ...(opts.force ? ['-force'] : []), '-batch', '-'];
   const res = await run(argv, { netns: opts.netns, input: lines.join('\n') + '\n', nothrow: true });
   const errors = res.exitCode === 0 ? [] : parseBatchErrors(res.stderr);
   if (res.exitCode !== 0 && errors.length === 0) {
