@@ -23,7 +23,7 @@ export class Rollback {
       try {
         await s.fn();
       } catch (e) {
-        log(`rollback: failed to ${s.what}: ${(e as Error).message}`);
+        log(`rollback: failed to ${s.what}: ${e instanceof Error ? e.message : String(e)}`);
       }
     }
     this.steps = [];

@@ -21,7 +21,8 @@ export function errorsText(errors: AjvError[] | null | undefined): string {
   if (!errors || errors.length === 0) return 'invalid';
   return errors
     .map((e) => {
-      const where = 'conf' + e.instancePath.replace(/\//g, '.');
+      // instancePath is a JSON pointer: '/' separates keys, and '~1'/'~0' escape '/' and '~' in them.
+      const where = ['conf', ...e.instancePath.split('/').slice(1).map((k) => k.replace(/~1/g, '/').replace(/~0/g, '~'))].join('.');
       const extra = e.params && 'additionalProperty' in e.params ? ` (${String(e.params.additionalProperty)})` : '';
       const allowed = e.params && 'allowedValues' in e.params ? `: ${JSON.stringify(e.params.allowedValues)}` : '';
       return `${where} ${e.message ?? 'is invalid'}${extra}${allowed}`;
