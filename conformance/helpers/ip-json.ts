@@ -111,3 +111,20 @@ export async function rulesForContainer(ns: NsLike, containerId: string): Promis
 export function netnsExists(ns: Netns): boolean {
   return existsSync(ns.path);
 }
+
+/**
+ * Retries an assertion until it passes or timeoutMs elapses (then rethrows its last error).
+ * Needed where the kernel is asynchronous: `ip netns del` frees the namespace (and the veth
+ * peers in it) from a workqueue, after the command has returned.
+ */
+export async function eventually<T>(fn: () => Promise<T>, timeoutMs = 5_000, stepMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (Date.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, stepMs));
+    }
+  }
+}

@@ -2,6 +2,7 @@
 // error JSON on stdout, run inside the sandbox host netns (`nsenter --net=<host>`), with
 // CNI_PATH = the plugin dir so delegated IPAM resolves to the same implementation.
 import { existsSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { exec, inNetns } from './exec';
 import type { Netns } from './netns';
 import { PLUGIN_DIR, pluginPath, versionGte } from './plugin-dir';
@@ -43,7 +44,8 @@ export async function runPlugin(o: RunOptions): Promise<PluginResult> {
     throw new Error(`plugin binary ${bin} not found (CNI_PLUGIN_DIR=${PLUGIN_DIR}; run \`node build.mjs\`?)`);
   }
   const env: Record<string, string> = {
-    PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
+    // A runtime's PATH, plus this node's dir (our executables start with `#!/usr/bin/env node`).
+    PATH: `${dirname(process.execPath)}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`,
     CNI_COMMAND: o.command,
     CNI_PATH: PLUGIN_DIR,
   };
