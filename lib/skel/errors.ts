@@ -17,6 +17,10 @@ export const ErrCode = {
   NoAddressAvailable: 100,
   AddressInUse: 101,
   InterfaceExists: 102,
+  /** host/container: CNI_NETNS is not the namespace the plugin is meant to join. */
+  NetnsMismatch: 103,
+  /** container: the target container has no cached attachment to join. */
+  TargetNotFound: 104,
 } as const;
 
 export class CniError extends Error {
