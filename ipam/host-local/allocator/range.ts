@@ -65,7 +65,6 @@ export function canonicalizeRange(raw: RawRange): Range {
     );
   }
   const subnet: Cidr = { ip: net, prefix: parsed.prefix };
-  const bounds = { subnet, rangeStart: undefined as IP | undefined, rangeEnd: undefined as IP | undefined };
 
   let gateway: IP;
   if (raw.gateway !== undefined && raw.gateway !== '') {
@@ -80,18 +79,17 @@ export function canonicalizeRange(raw: RawRange): Range {
   let rangeStart: IP;
   if (raw.rangeStart !== undefined && raw.rangeStart !== '') {
     rangeStart = mustParseIP(raw.rangeStart, 'rangeStart');
-    if (!boundsContain(bounds, rangeStart)) {
+    if (!contains(subnet, rangeStart)) {
       throw new RangeConfigError(`RangeStart ${formatIP(rangeStart)} not in network ${formatCidr(subnet)}`);
     }
   } else {
     rangeStart = nextIP(net);
   }
-  bounds.rangeStart = rangeStart;
 
   let rangeEnd: IP;
   if (raw.rangeEnd !== undefined && raw.rangeEnd !== '') {
     rangeEnd = mustParseIP(raw.rangeEnd, 'rangeEnd');
-    if (!boundsContain(bounds, rangeEnd)) {
+    if (!contains(subnet, rangeEnd)) {
       throw new RangeConfigError(`RangeEnd ${formatIP(rangeEnd)} not in network ${formatCidr(subnet)}`);
     }
   } else {
