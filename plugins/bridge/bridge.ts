@@ -1,0 +1,308 @@
+/**
+ * bridge: the container gets one end of a veth pair, the other end joins a Linux bridge on the
+ * host (created on first use), with an address from the delegated IPAM, a gateway address on
+ * the bridge and optional outbound NAT. Docker's `bridge` network, the CNI way.
+ *
+ * Processes per ADD: the IPAM (in-process when it is our host-local), one `ip -batch` on the
+ * host, one in the container, one netfilter transaction when ipMasq is on.
+ *
+ * Limits: vlan, vlanTrunk, macspoofchk and disableContainerInterface are refused (code 2).
+ * The bridge is never deleted, as in the reference (deleting it races with concurrent ADDs).
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import type { CmdArgs } from '../../lib/skel/dispatch';
+import { CniError, ErrCode, wrapError } from '../../lib/skel/errors';
+import type { IPConfig, Result, Route } from '../../lib/types/result';
+import { ipBatch, type BatchOutcome } from '../../lib/iproute/ip';
+import type { IpAddr, IpLink, IpRoute } from '../../lib/iproute/json-types';
+import { netnsExists } from '../../lib/iproute/netns';
+import { ipamAdd, ipamExec } from '../../lib/ipam/exec';
+import { Rollback, failpoint } from '../../lib/rollback';
+import { parseCidr, networkAddr, nextIP, formatIP, canonicalIP } from '../../lib/ip/cidr';
+import { selectBackend, teardownMasqAll } from '../../lib/netfilter/select';
+import type { MasqSpec } from '../../lib/netfilter/backend';
+import { loadNetConf, type BridgeConf } from './config';
+import { containerAddBatch, hostAddBatch, routeVia } from './batch';
+
+const randomHex = (bytes: number): string => randomBytes(bytes).toString('hex');
+
+/** A locally administered unicast MAC. */
+function randomMac(): string {
+  const b = randomBytes(6);
+  b[0] = (b[0]! & 0xfe) | 0x02;
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
+interface Gateways {
+  /** CIDR of each gateway to put on the bridge ("10.1.0.1/24"). */
+  onBridge: string[];
+  gw4?: string;
+  gw6?: string;
+}
+
+/**
+ * Fills in gateways the IPAM left out (network+1, when isGateway) and the default route when
+ * isDefaultGateway, as the reference's calcGateways does. Mutates the result's ips and routes.
+ */
+function calcGateways(conf: BridgeConf, result: Result): Gateways {
+  const gws: Gateways = { onBridge: [] };
+  for (const ip of result.ips ?? []) {
+    const c = parseCidr(ip.address);
+    if (!c) throw new CniError(ErrCode.DecodeFailure, `IPAM returned an invalid address "${ip.address}"`);
+    if (!ip.gateway && conf.isGateway) ip.gateway = formatIP(nextIP(networkAddr(c)));
+    if (!ip.gateway) continue;
+    const v6 = c.ip.family === 6;
+    if (v6 ? gws.gw6 : gws.gw4) continue; // one gateway per family, the first one
+    if (v6) gws.gw6 = ip.gateway;
+    else gws.gw4 = ip.gateway;
+    if (conf.isGateway) gws.onBridge.push(`${ip.gateway}/${c.prefix}`);
+    if (conf.isDefaultGateway) {
+      const dst = v6 ? '::/0' : '0.0.0.0/0';
+      result.routes ??= [];
+      const existing = result.routes.find((r) => r.dst === dst);
+      if (existing) existing.gw ??= ip.gateway;
+      else result.routes.push({ dst, gw: ip.gateway });
+    }
+  }
+  return gws;
+}
+
+function enableForwarding(gws: Gateways): void {
+  const knobs: string[] = [];
+  if (gws.gw4) knobs.push('/proc/sys/net/ipv4/ip_forward');
+  if (gws.gw6) knobs.push('/proc/sys/net/ipv6/conf/all/forwarding');
+  for (const k of knobs) {
+    if (readFileSync(k, 'utf8').trim() !== '1') writeFileSync(k, '1');
+  }
+}
+
+function masqSpec(conf: BridgeConf, args: CmdArgs, ips: IPConfig[]): MasqSpec {
+  return { network: conf.name, containerID: args.containerID, ifName: args.ifName, addresses: ips.map((i) => i.address) };
+}
+
+/** Runs the host batch and judges its failures: some are expected under concurrency. */
+async function setupHost(conf: BridgeConf, args: CmdArgs, hostVeth: string, gws: Gateways, undo: Rollback): Promise<{ br: IpAddr; veth: IpLink }> {
+  const plan = hostAddBatch({
+    bridge: conf.bridge,
+    bridgeMac: randomMac(),
+    mtu: conf.mtu,
+    promisc: conf.promiscMode,
+    hostVeth,
+    ifName: args.ifName,
+    containerMac: conf.mac,
+    netns: args.netns,
+    hairpin: conf.hairpinMode,
+    isolated: conf.portIsolation,
+    gateways: gws.onBridge,
+    enableDad: conf.enableDad,
+  });
+  const out: BatchOutcome = await ipBatch(plan.lines, { force: true, details: true });
+  const failed = new Map(out.errors.map((e) => [e.line, e.message]));
+  const vethMade = !failed.has(plan.vethAdd);
+  if (vethMade) undo.push(`delete host veth ${hostVeth}`, () => ipBatch([`link del dev ${hostVeth}`]));
+  const addedGateways = gws.onBridge.filter((_, i) => !failed.has(plan.gatewayAdds[i]!));
+  for (const g of addedGateways) undo.push(`remove ${g} from ${conf.bridge}`, () => ipBatch([`addr del ${g} dev ${conf.bridge}`], { force: true }));
+  const [brList, vethLinks] = out.shows as [IpAddr[] | undefined, IpLink[] | undefined];
+  const br = brList?.[0];
+  if (br && br.linkinfo?.info_kind !== 'bridge') {
+    throw new CniError(ErrCode.InvalidConfig, `"${conf.bridge}" already exists but is not a bridge`);
+  }
+  // Failures that concurrency makes normal: the bridge or the gateway address already there.
+  const expected = new Set([plan.bridgeAdd, ...plan.gatewayAdds]);
+  for (const e of out.errors) {
+    if (expected.has(e.line) && /File exists/.test(e.message)) continue;
+    if (e.line >= plan.shows) continue;
+    if (e.line === plan.vethAdd && /File exists/.test(e.message)) {
+      throw new CniError(ErrCode.InterfaceExists, `failed to create veth pair ${hostVeth}/${args.ifName}: an interface named "${args.ifName}" already exists in ${args.netns}`);
+    }
+    throw new CniError(ErrCode.Internal, `failed to set up bridge ${conf.bridge} and veth ${hostVeth}: ${e.message} (ip ${plan.lines[e.line]})`);
+  }
+  if (!br || !vethLinks?.[0]) throw new CniError(ErrCode.Internal, `could not read back ${conf.bridge} or ${hostVeth}`);
+  return { br, veth: vethLinks[0] };
+}
+
+/**
+ * The reference refuses a bridge that already holds another IPv4 address (or an overlapping IPv6
+ * one) unless forceAddress, which replaces it. Returns the `addr del` lines forceAddress needs.
+ */
+function conflictingBridgeAddrs(conf: BridgeConf, brAddrs: IpAddr, gws: Gateways): string[] {
+  const dels: string[] = [];
+  for (const want of gws.onBridge) {
+    const w = parseCidr(want)!;
+    for (const a of brAddrs.addr_info) {
+      if (a.scope === 'link') continue;
+      const have = `${a.local}/${a.prefixlen}`;
+      if (canonicalIP(a.local) === formatIP(w.ip) && a.prefixlen === w.prefix) continue;
+      const h = parseCidr(have)!;
+      if (h.ip.family !== w.ip.family) continue;
+      const overlaps = h.ip.family === 4 || networkAddr({ ip: w.ip, prefix: Math.min(w.prefix, h.prefix) }).value === networkAddr({ ip: h.ip, prefix: Math.min(w.prefix, h.prefix) }).value;
+      if (!overlaps) continue;
+      if (!conf.forceAddress) {
+        throw new CniError(ErrCode.InvalidConfig, `"${conf.bridge}" already has an IP address different from ${want}`, `it has ${have}; set forceAddress to replace it`);
+      }
+      dels.push(`addr del ${have} dev ${conf.bridge}`);
+    }
+  }
+  return dels;
+}
+
+export async function cmdAdd(args: CmdArgs): Promise<Result> {
+  const conf = loadNetConf(args);
+  if (!netnsExists(args.netns)) {
+    throw new CniError(ErrCode.InvalidNetNS, `failed to open netns "${args.netns}": no such file or directory`);
+  }
+  const undo = new Rollback();
+  try {
+    // 1. Addresses first: if the IPAM fails, nothing else has been touched.
+    let result: Result = { cniVersion: conf.cniVersion, ips: [], routes: [] };
+    if (conf.hasIpam) {
+      result = await ipamAdd(args);
+      undo.push('release the IPAM lease', () => ipamExec('DEL', args));
+      if (!result.ips?.length) throw new CniError(ErrCode.Internal, 'IPAM plugin returned missing IP config');
+    }
+    const gws = calcGateways(conf, result);
+
+    // 2. Host side: bridge, veth pair (peer created straight in the container netns), gateway.
+    const hostVeth = `veth${randomHex(4)}`;
+    const host = await setupHost(conf, args, hostVeth, gws, undo);
+    const dels = conflictingBridgeAddrs(conf, host.br, gws);
+    if (dels.length) await ipBatch([...dels, ...gws.onBridge.map((g) => `addr replace ${g} dev ${conf.bridge}`)]);
+    if (conf.isGateway) enableForwarding(gws);
+
+    // 3. Container side: addresses, link up, routes; read the MAC back.
+    const ips = result.ips ?? [];
+    const routes: Route[] = result.routes ?? [];
+    const cont = await ipBatch(
+      containerAddBatch({ ifName: args.ifName, addresses: ips.map((i) => i.address), routes, gateway4: gws.gw4, gateway6: gws.gw6, enableDad: conf.enableDad }),
+      { netns: args.netns },
+    ).catch((e) => {
+      throw wrapError(`failed to configure ${args.ifName} in ${args.netns}`, e);
+    });
+    const contLink = (cont.shows[0] as IpLink[])[0]!;
+
+    // 4. Outbound NAT, one transaction.
+    if (conf.ipMasq && ips.length) {
+      const spec = masqSpec(conf, args, ips);
+      const backend = await selectBackend(conf.ipMasqBackend);
+      await backend.setupMasq(spec);
+      undo.push('remove masquerade rules', () => backend.teardownMasq(spec));
+    }
+    failpoint('after-ipam');
+
+    const out: Result = {
+      cniVersion: conf.cniVersion,
+      interfaces: [
+        { name: conf.bridge, mac: host.br.address },
+        { name: hostVeth, mac: host.veth.address },
+        { name: args.ifName, mac: contLink.address, sandbox: args.netns },
+      ],
+      ips: ips.map((i) => ({ ...i, interface: 2 })),
+      routes,
+      dns: conf.dns && Object.keys(conf.dns).length ? (conf.dns as Result['dns']) : result.dns ?? {},
+    };
+    if (conf.mtu) for (const i of out.interfaces!) i.mtu = conf.mtu;
+    undo.commit();
+    return out;
+  } catch (e) {
+    await undo.run();
+    throw e;
+  }
+}
+
+/**
+ * DEL is best-effort and idempotent: IPAM release, container link, NAT rules; every step runs and
+ * the failures are reported together. With no netns (ctr sends none) the NAT rules are still
+ * found from prevResult or, failing that, from the container's ID: plugins#810 is a leak here.
+ */
+export async function cmdDel(args: CmdArgs): Promise<void> {
+  const conf = loadNetConf(args);
+  const errors: string[] = [];
+  const step = async (what: string, fn: () => Promise<unknown>): Promise<void> => {
+    try {
+      await fn();
+    } catch (e) {
+      errors.push(`${what}: ${(e as Error).message}`);
+    }
+  };
+  if (conf.hasIpam) await step('IPAM DEL', () => ipamExec('DEL', args));
+  if (args.netns && netnsExists(args.netns)) {
+    // Deleting the container end removes the host end with it.
+    await step(`delete ${args.ifName}`, async () => {
+      const out = await ipBatch([`link del dev ${args.ifName}`], { netns: args.netns, force: true });
+      const real = out.errors.filter((e) => !/Cannot find device|does not exist/.test(e.message));
+      if (real.length) throw new Error(real[0]!.message);
+    });
+  }
+  if (conf.ipMasq) {
+    const ips = (args.prevResult?.ips ?? []).filter((i) => i.interface === undefined || args.prevResult?.interfaces?.[i.interface]?.sandbox);
+    await step('remove masquerade rules', () => teardownMasqAll(masqSpec(conf, args, ips)));
+  }
+  if (errors.length) throw new CniError(ErrCode.Internal, `bridge DEL: ${errors.join('; ')}`);
+}
+
+function normRouteDst(r: IpRoute): string {
+  if (r.dst !== 'default') return r.dst.includes('/') ? r.dst : `${r.dst}/${r.dst.includes(':') ? 128 : 32}`;
+  const v6 = (r.gateway ?? '').includes(':') || 'pref' in r;
+  return v6 ? '::/0' : '0.0.0.0/0';
+}
+
+/** CHECK: the interface, its addresses and routes, the host veth on the bridge, lease, NAT rules. */
+export async function cmdCheck(args: CmdArgs): Promise<void> {
+  const conf = loadNetConf(args);
+  const prev = args.prevResult;
+  if (!prev) throw new CniError(ErrCode.InvalidConfig, 'required prevResult missing');
+  if (conf.hasIpam) await ipamExec('CHECK', args);
+  const ifaces = prev.interfaces ?? [];
+  const contIdx = ifaces.findIndex((i) => i.name === args.ifName && i.sandbox);
+  if (contIdx < 0) throw new CniError(ErrCode.Internal, `prevResult lists no interface ${args.ifName} in a sandbox`);
+  const want = ifaces[contIdx]!;
+
+  const cont = await ipBatch([`addr show dev ${args.ifName}`, 'route show table all'], { netns: args.netns, force: true });
+  const link = (cont.shows[0] as IpAddr[] | undefined)?.[0];
+  if (!link) throw new CniError(ErrCode.Internal, `interface ${args.ifName} not found in ${args.netns}`);
+  if (want.mac && link.address?.toLowerCase() !== want.mac.toLowerCase()) {
+    throw new CniError(ErrCode.Internal, `interface ${args.ifName} has MAC ${link.address}, expected ${want.mac}`);
+  }
+  const have = new Set(link.addr_info.map((a) => `${canonicalIP(a.local)}/${a.prefixlen}`));
+  const ips = (prev.ips ?? []).filter((i) => i.interface === contIdx);
+  for (const ip of ips) {
+    const c = parseCidr(ip.address);
+    if (!c || !have.has(`${formatIP(c.ip)}/${c.prefix}`)) throw new CniError(ErrCode.Internal, `address ${ip.address} not found on ${args.ifName}`);
+  }
+  const gw4 = ips.find((i) => !i.address.includes(':'))?.gateway;
+  const gw6 = ips.find((i) => i.address.includes(':'))?.gateway;
+  const routes = (cont.shows[1] as IpRoute[] | undefined) ?? [];
+  for (const r of prev.routes ?? []) {
+    const via = routeVia(r, gw4, gw6);
+    const dst = parseCidr(r.dst);
+    const dstText = dst ? `${formatIP(networkAddr(dst))}/${dst.prefix}` : r.dst;
+    const found = routes.some((k) => k.dev === args.ifName && normRouteDst(k) === dstText && (!via || canonicalIP(k.gateway ?? '') === canonicalIP(via)));
+    if (!found) throw new CniError(ErrCode.Internal, `route to ${r.dst}${via ? ` via ${via}` : ''} not found on ${args.ifName}`);
+  }
+
+  const hostVeth = ifaces.find((i, n) => n !== contIdx && !i.sandbox && i.name !== conf.bridge);
+  const host = await ipBatch([`link show dev ${conf.bridge}`, ...(hostVeth ? [`link show dev ${hostVeth.name}`] : [])], { force: true, details: true });
+  const br = (host.shows[0] as IpLink[] | undefined)?.[0];
+  if (!br || br.linkinfo?.info_kind !== 'bridge') throw new CniError(ErrCode.Internal, `bridge ${conf.bridge} not found`);
+  if (hostVeth) {
+    const v = (host.shows[1] as IpLink[] | undefined)?.[0];
+    if (!v) throw new CniError(ErrCode.Internal, `host veth ${hostVeth.name} not found`);
+    if (v.master !== conf.bridge) throw new CniError(ErrCode.Internal, `host veth ${hostVeth.name} is not attached to ${conf.bridge}`);
+  }
+  if (conf.ipMasq && ips.length) {
+    const backend = await selectBackend(conf.ipMasqBackend);
+    await backend.checkMasq(masqSpec(conf, args, ips));
+  }
+}
+
+/** GC and STATUS concern the addresses: forwarded to the IPAM. */
+export async function cmdGc(args: CmdArgs): Promise<void> {
+  const conf = loadNetConf(args);
+  if (conf.hasIpam) await ipamExec('GC', args);
+}
+
+export async function cmdStatus(args: CmdArgs): Promise<void> {
+  const conf = loadNetConf(args);
+  if (conf.hasIpam) await ipamExec('STATUS', args);
+}

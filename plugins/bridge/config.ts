@@ -1,0 +1,95 @@
+/**
+ * bridge config: ajv schema (compiled at build time), then the reference's semantic rules and
+ * defaults. Nothing on the system changes before loadNetConf returns.
+ */
+import type { CmdArgs, NetConf } from '../../lib/skel/dispatch';
+import { CniError, ErrCode } from '../../lib/skel/errors';
+import { validateConf } from '../../lib/schema/validate';
+import { bridge as validateBridge } from '../../lib/generated/validators';
+import type { BackendName } from '../../lib/netfilter/backend';
+
+export const DEFAULT_BRIDGE = 'cni0';
+
+export interface BridgeConf {
+  raw: NetConf;
+  cniVersion: string;
+  name: string;
+  bridge: string;
+  isGateway: boolean;
+  isDefaultGateway: boolean;
+  forceAddress: boolean;
+  ipMasq: boolean;
+  ipMasqBackend?: BackendName;
+  mtu: number;
+  hairpinMode: boolean;
+  promiscMode: boolean;
+  portIsolation: boolean;
+  enableDad: boolean;
+  /** The container interface's MAC, when asked for (CNI_ARGS MAC=, args.cni.mac, runtimeConfig.mac). */
+  mac?: string;
+  /** True when `ipam` names a plugin; `{}` or no ipam means a layer-2 only attachment. */
+  hasIpam: boolean;
+  dns?: NetConf['dns'];
+}
+
+const MAC_RE = /^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/;
+
+/** Keys of the reference's bridge that we accept but do not implement: refused (code 2), never ignored. */
+const UNSUPPORTED: [string, (v: unknown) => boolean][] = [
+  ['vlan', (v) => typeof v === 'number' && v !== 0],
+  ['vlanTrunk', (v) => Array.isArray(v) && v.length > 0],
+  ['macspoofchk', (v) => v === true],
+  ['disableContainerInterface', (v) => v === true],
+];
+
+function pickMac(args: CmdArgs): string | undefined {
+  // Later sources win, as in the reference: CNI_ARGS, then args.cni, then runtimeConfig.
+  let mac: string | undefined = args.argsMap.MAC || undefined;
+  const fromArgs = args.conf.args?.cni?.mac;
+  if (typeof fromArgs === 'string' && fromArgs) mac = fromArgs;
+  const fromRt = args.conf.runtimeConfig?.mac;
+  if (typeof fromRt === 'string' && fromRt) mac = fromRt;
+  if (mac !== undefined && !MAC_RE.test(mac)) {
+    throw new CniError(ErrCode.InvalidConfig, `invalid MAC address "${mac}"`);
+  }
+  return mac?.toLowerCase();
+}
+
+export function loadNetConf(args: CmdArgs): BridgeConf {
+  const c = args.conf;
+  validateConf(validateBridge, c, 'bridge');
+  for (const [key, used] of UNSUPPORTED) {
+    if (used(c[key])) {
+      throw new CniError(ErrCode.UnsupportedField, `unsupported field: ${key}=${JSON.stringify(c[key])}`, 'this bridge plugin does not implement it');
+    }
+  }
+  const hairpinMode = c.hairpinMode === true;
+  const promiscMode = c.promiscMode === true;
+  if (hairpinMode && promiscMode) {
+    throw new CniError(ErrCode.InvalidConfig, 'cannot set hairpin mode and promiscuous mode at the same time');
+  }
+  const mtu = (c.mtu as number | undefined) ?? 0;
+  if (mtu !== 0 && mtu < 68) throw new CniError(ErrCode.InvalidConfig, `invalid MTU ${mtu}: must be at least 68`);
+  const isDefaultGateway = c.isDefaultGateway === true;
+  const backend = c.ipMasqBackend as string | undefined;
+  return Object.freeze({
+    raw: c,
+    cniVersion: c.cniVersion,
+    name: c.name,
+    bridge: (c.bridge as string | undefined) ?? DEFAULT_BRIDGE,
+    // isDefaultGateway implies isGateway (reference behaviour).
+    isGateway: c.isGateway === true || isDefaultGateway,
+    isDefaultGateway,
+    forceAddress: c.forceAddress === true,
+    ipMasq: c.ipMasq === true,
+    ipMasqBackend: backend ? (backend as BackendName) : undefined,
+    mtu,
+    hairpinMode,
+    promiscMode,
+    portIsolation: c.portIsolation === true,
+    enableDad: c.enabledad === true,
+    mac: pickMac(args),
+    hasIpam: typeof c.ipam?.type === 'string' && c.ipam.type !== '',
+    dns: c.dns,
+  });
+}
