@@ -47,7 +47,9 @@ export async function runPlugin(o: RunOptions): Promise<PluginResult> {
     // A runtime's PATH, plus this node's dir (our executables start with `#!/usr/bin/env node`).
     PATH: `${dirname(process.execPath)}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`,
     CNI_COMMAND: o.command,
-    CNI_PATH: PLUGIN_DIR,
+    // CONFORMANCE_EXTRA_CNI_PATH (e.g. /usr/lib/cni) lets one of our plugins delegate to a
+    // reference IPAM while ours is not built yet; the plugin dir always comes first.
+    CNI_PATH: [PLUGIN_DIR, process.env.CONFORMANCE_EXTRA_CNI_PATH].filter(Boolean).join(':'),
   };
   if (o.command !== 'VERSION') {
     if (o.containerId !== undefined) env.CNI_CONTAINERID = o.containerId;
