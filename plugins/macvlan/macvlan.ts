@@ -1,0 +1,245 @@
+/**
+ * macvlan: the container gets a macvlan child of a host interface (`master`), with its own MAC
+ * on the master's L2 segment; containers on one master in bridge mode reach each other
+ * directly, as with `docker network create -d macvlan -o parent=eth0`. They cannot reach the
+ * master itself (a macvlan property, not ours).
+ *
+ * Processes per ADD: one `ip -batch` where the master lives (read it + create the link straight
+ * into the container netns), the IPAM (in-process when it is our host-local) in parallel with
+ * one sysctl child (arp_notify/ndisc_notify, L3 only, as the reference), one `ip -batch` in the
+ * container (rename, addresses, up, routes, read back). Plus one `ip` when `master` is unset,
+ * to find the default-route interface.
+ */
+import { randomBytes } from 'node:crypto';
+import type { CmdArgs } from '../../lib/skel/dispatch';
+import { CniError, ErrCode, wrapError } from '../../lib/skel/errors';
+import type { Interface, IPConfig, Result, Route } from '../../lib/types/result';
+import { ipBatch, type BatchOutcome } from '../../lib/iproute/ip';
+import type { IpAddr, IpLink, IpRoute } from '../../lib/iproute/json-types';
+import { netnsExists } from '../../lib/iproute/netns';
+import { ipamAdd, ipamExec } from '../../lib/ipam/exec';
+import { netnsSysctl } from '../../lib/sysctl/netns';
+import { Rollback, failpoint } from '../../lib/rollback';
+import { canonicalIP, formatIP, networkAddr, parseCidr } from '../../lib/ip/cidr';
+import { loadNetConf, type MacvlanConf } from './config';
+import { DEFAULT_ROUTE_LINES, checkBatch, containerBatch, createBatch, routeVia } from './batch';
+
+/** The shows of a -force batch aligned with its lines: a failed line has no output, so undefined. */
+function alignShows(lineCount: number, out: BatchOutcome): unknown[] {
+  const failed = new Set(out.errors.map((e) => e.line));
+  const shows = [...out.shows];
+  return Array.from({ length: lineCount }, (_, i) => (failed.has(i) ? undefined : shows.shift()));
+}
+
+const errorAt = (out: BatchOutcome, line: number): string | undefined => out.errors.find((e) => e.line === line)?.message;
+
+/**
+ * The interface of the first default route in `netns` (the plugin's own when undefined), v4
+ * before v6, like the reference's getDefaultRouteInterfaceName.
+ */
+export async function defaultRouteInterface(netns?: string): Promise<string> {
+  const out = await ipBatch(DEFAULT_ROUTE_LINES, { netns, force: true });
+  for (const routes of out.shows as IpRoute[][]) {
+    const dev = routes.find((r) => r.dev)?.dev;
+    if (dev) return dev;
+  }
+  throw new CniError(ErrCode.InvalidConfig, 'no default route interface found', netns ? `in ${netns}` : 'in the host netns');
+}
+
+async function resolveMaster(conf: MacvlanConf, args: CmdArgs): Promise<string> {
+  return conf.master || defaultRouteInterface(conf.linkInContainer ? args.netns : undefined);
+}
+
+/**
+ * Creates the macvlan under a random name, in the container netns. The reference does the same
+ * ("due to kernel bug we have to create with tmpName"): kernels before the fix checked the new
+ * name against the caller's netns, so creating `eth0` into a container failed whenever the host
+ * had an eth0. The rename happens inside the container, where only its own names count.
+ */
+async function createMacvlan(conf: MacvlanConf, args: CmdArgs, master: string, tmpName: string): Promise<void> {
+  const where = conf.linkInContainer ? args.netns : undefined;
+  const lines = createBatch({ master, tmpName, mode: conf.mode, mtu: conf.mtu, mac: conf.mac, bcqueuelen: conf.bcqueuelen, netns: where ? undefined : args.netns });
+  const out = await ipBatch(lines, { netns: where, force: true });
+  const [masterLinks] = alignShows(1, out) as [IpLink[] | undefined];
+  const masterErr = errorAt(out, 0);
+  if (masterErr || !masterLinks?.[0]) {
+    throw new CniError(ErrCode.InvalidConfig, `failed to lookup master "${master}": ${masterErr ?? 'not found'}`, where ? `in ${where}` : 'in the host netns');
+  }
+  const addErr = errorAt(out, 1);
+  if (!addErr) return;
+  const masterMtu = masterLinks[0].mtu;
+  if (conf.mtu > masterMtu) {
+    throw new CniError(ErrCode.InvalidConfig, `invalid MTU ${conf.mtu}, must be [0, master MTU(${masterMtu})]`);
+  }
+  throw new CniError(ErrCode.Internal, `failed to create macvlan: ${addErr}`, `ip ${lines[1]}`);
+}
+
+/** Deletes the link we made, whichever name it has by now (never a link we did not make). */
+async function deleteCreated(args: CmdArgs, tmpName: string): Promise<void> {
+  const byTmp = await ipBatch([`link del dev ${tmpName}`], { netns: args.netns, force: true });
+  // Still under the temporary name: the rename never happened, so ifName (if any) is not ours.
+  if (byTmp.errors.length === 0) return;
+  const byName = await ipBatch([`link del dev ${args.ifName}`], { netns: args.netns, force: true });
+  if (byName.errors.length) throw new Error(byName.errors[0]!.message);
+}
+
+function gateways(ips: IPConfig[]): { gw4?: string; gw6?: string } {
+  return {
+    gw4: ips.find((i) => !i.address.includes(':') && i.gateway)?.gateway,
+    gw6: ips.find((i) => i.address.includes(':') && i.gateway)?.gateway,
+  };
+}
+
+export async function cmdAdd(args: CmdArgs): Promise<Result> {
+  const conf = loadNetConf(args);
+  if (!netnsExists(args.netns)) {
+    throw new CniError(ErrCode.InvalidNetNS, `failed to open netns "${args.netns}": no such file or directory`);
+  }
+  const master = await resolveMaster(conf, args);
+  const tmpName = `veth${randomBytes(4).toString('hex')}`;
+  const undo = new Rollback();
+  try {
+    // 1. The link, in the container netns under its temporary name (validates master and mtu).
+    await createMacvlan(conf, args, master, tmpName);
+    undo.push(`delete macvlan ${args.ifName} in ${args.netns}`, () => deleteCreated(args, tmpName));
+
+    // 2. Addresses, and meanwhile the announce sysctls (best-effort in the reference too).
+    let ipam: Result | undefined;
+    if (conf.hasIpam) {
+      const [ipamRes] = await Promise.allSettled([
+        ipamAdd(args).then((r) => {
+          undo.push('release the IPAM lease', () => ipamExec('DEL', args));
+          return r;
+        }),
+        netnsSysctl(args.netns, {
+          write: [
+            [`/proc/sys/net/ipv4/conf/${tmpName}/arp_notify`, '1'],
+            [`/proc/sys/net/ipv6/conf/${tmpName}/ndisc_notify`, '1'],
+          ],
+          mode: 'best-effort',
+        }).catch(() => undefined),
+      ]);
+      if (ipamRes.status === 'rejected') throw ipamRes.reason;
+      ipam = ipamRes.value;
+      if (!ipam.ips?.length) throw new CniError(ErrCode.Internal, 'IPAM plugin returned missing IP config');
+    }
+    const ips: IPConfig[] = (ipam?.ips ?? []).map((i) => ({ ...i, interface: 0 }));
+    const routes: Route[] = ipam?.routes ?? [];
+    const { gw4, gw6 } = gateways(ips);
+
+    // 3. The container side in one batch.
+    const lines = containerBatch({ tmpName, ifName: args.ifName, addresses: ips.map((i) => i.address), routes, gateway4: gw4, gateway6: gw6 });
+    const cont = await ipBatch(lines, { netns: args.netns }).catch((e: Error) => {
+      if (e.message.includes(`name ${args.ifName}`) && /File exists/.test(e.message)) {
+        throw new CniError(ErrCode.InterfaceExists, `failed to rename macvlan to "${args.ifName}": an interface with that name already exists in ${args.netns}`);
+      }
+      throw wrapError(`failed to configure ${args.ifName} in ${args.netns}`, e);
+    });
+    const link = (cont.shows[0] as IpLink[])[0]!;
+    failpoint('after-ipam');
+
+    const iface: Interface = { name: args.ifName, mac: link.address, sandbox: args.netns };
+    if (conf.mtu) iface.mtu = conf.mtu;
+    const out: Result = { cniVersion: conf.cniVersion, interfaces: [iface] };
+    if (ipam) {
+      out.ips = ips;
+      out.routes = routes;
+    }
+    out.dns = conf.dns && Object.keys(conf.dns).length ? (conf.dns as Result['dns']) : ipam?.dns ?? {};
+    undo.commit();
+    return out;
+  } catch (e) {
+    await undo.run();
+    throw e;
+  }
+}
+
+/**
+ * DEL is best-effort and idempotent: IPAM release, then the link. A missing or empty netns only
+ * skips the link (kubernetes#43014); a missing link is success. Failures are reported together.
+ */
+export async function cmdDel(args: CmdArgs): Promise<void> {
+  const conf = loadNetConf(args);
+  const errors: string[] = [];
+  if (conf.hasIpam) {
+    try {
+      await ipamExec('DEL', args);
+    } catch (e) {
+      errors.push(`IPAM DEL: ${(e as Error).message}`);
+    }
+  }
+  if (args.netns && netnsExists(args.netns)) {
+    const out = await ipBatch([`link del dev ${args.ifName}`], { netns: args.netns, force: true }).catch((e: Error) => ({ shows: [], errors: [{ line: 0, message: e.message }] }));
+    const real = out.errors.filter((e) => !/Cannot find device|does not exist|No such device/.test(e.message));
+    if (real.length) errors.push(`delete ${args.ifName}: ${real[0]!.message}`);
+  }
+  if (errors.length) throw new CniError(ErrCode.Internal, `macvlan DEL: ${errors.join('; ')}`);
+}
+
+function routeDst(r: IpRoute): string {
+  if (r.dst !== 'default') return r.dst.includes('/') ? r.dst : `${r.dst}/${r.dst.includes(':') ? 128 : 32}`;
+  // ip -json marks v6 routes with "pref"; a v6 default may have no gateway to tell by.
+  return (r.gateway ?? '').includes(':') || 'pref' in r ? '::/0' : '0.0.0.0/0';
+}
+
+function fail(msg: string): never {
+  throw new CniError(ErrCode.Internal, msg);
+}
+
+/** CHECK: the link (kind, mode, MAC, master), its addresses and routes, the master, the lease. */
+export async function cmdCheck(args: CmdArgs): Promise<void> {
+  const conf = loadNetConf(args);
+  const prev = args.prevResult;
+  if (!prev) throw new CniError(ErrCode.InvalidConfig, 'required prevResult missing');
+  if (conf.hasIpam) await ipamExec('CHECK', args);
+  const idx = (prev.interfaces ?? []).findIndex((i) => i.name === args.ifName && i.sandbox === args.netns);
+  if (idx < 0) fail(`sandbox in prevResult doesn't match configured netns: no interface ${args.ifName} in ${args.netns}`);
+  const want = prev.interfaces![idx]!;
+  const master = await resolveMaster(conf, args);
+
+  const lines = checkBatch(args.ifName, conf.linkInContainer ? master : undefined);
+  const [contOut, hostOut] = await Promise.all([
+    ipBatch(lines, { netns: args.netns, force: true, details: true }),
+    conf.linkInContainer ? undefined : ipBatch([`link show dev ${master}`], { force: true }),
+  ]);
+  const [addrs, routes, masterInCont] = alignShows(lines.length, contOut) as [IpAddr[]?, IpRoute[]?, IpLink[]?];
+  const masterLink = conf.linkInContainer ? masterInCont?.[0] : (alignShows(1, hostOut!)[0] as IpLink[] | undefined)?.[0];
+  if (!masterLink) fail(`failed to lookup master "${master}"`);
+
+  const link = addrs?.[0] as (IpAddr & { link?: string }) | undefined;
+  if (!link) fail(`container interface name in prevResult: ${args.ifName} not found`);
+  if (link.linkinfo?.info_kind !== 'macvlan') fail(`container interface ${args.ifName} not of type macvlan`);
+  const mode = link.linkinfo.info_data?.mode;
+  if (mode !== conf.mode) fail(`container macvlan mode ${String(mode)} does not match expected value: ${conf.mode}`);
+  if (want.mac && link.address?.toLowerCase() !== want.mac.toLowerCase()) fail(`interface ${args.ifName} Mac ${want.mac} doesn't match container Mac: ${link.address}`);
+  // The lower device: same ifindex as the master (seen from the container through link_netnsid).
+  // The lower device: in another netns ip shows its ifindex (link_index), in the same one its name.
+  const lowerOk = link.link_index !== undefined ? link.link_index === masterLink.ifindex : link.link === undefined || link.link === master;
+  if (!lowerOk) fail(`container interface ${args.ifName} is not a macvlan of ${master}`);
+
+  const have = new Set((link.addr_info ?? []).map((a) => `${canonicalIP(a.local)}/${a.prefixlen}`));
+  const ips = (prev.ips ?? []).filter((i) => i.interface === undefined || i.interface === idx);
+  for (const ip of ips) {
+    const c = parseCidr(ip.address);
+    if (!c || !have.has(`${formatIP(c.ip)}/${c.prefix}`)) fail(`address ${ip.address} not found on ${args.ifName}`);
+  }
+  const { gw4, gw6 } = gateways(ips);
+  for (const r of prev.routes ?? []) {
+    const via = routeVia(r, gw4, gw6);
+    const dst = parseCidr(r.dst);
+    const dstText = dst ? `${formatIP(networkAddr(dst))}/${dst.prefix}` : r.dst;
+    const found = (routes ?? []).some((k) => k.dev === args.ifName && routeDst(k) === dstText && (!via || canonicalIP(k.gateway ?? '') === canonicalIP(via)));
+    if (!found) fail(`route to ${r.dst}${via ? ` via ${via}` : ''} not found on ${args.ifName}`);
+  }
+}
+
+/** GC and STATUS concern the addresses: forwarded to the IPAM. */
+export async function cmdGc(args: CmdArgs): Promise<void> {
+  const conf = loadNetConf(args);
+  if (conf.hasIpam) await ipamExec('GC', args);
+}
+
+export async function cmdStatus(args: CmdArgs): Promise<void> {
+  const conf = loadNetConf(args);
+  if (conf.hasIpam) await ipamExec('STATUS', args);
+}
