@@ -3,7 +3,7 @@
  * stdin, negotiates the version, dispatches the verb and prints exactly one JSON document on
  * stdout: the result, or a CNI error object followed by exit 1. Nothing else prints to stdout.
  */
-import { readFileSync, statSync, writeSync } from 'node:fs';
+import { readSync, statSync, writeSync } from 'node:fs';
 import { CniError, ErrCode, asCniError } from './errors';
 import { readEnv, type CniEnv, type Verb } from './env';
 import { SUPPORTED_VERSIONS, CURRENT_VERSION, atLeast, compareVersions, isSupported } from './versions';
@@ -52,17 +52,39 @@ export interface Io {
   stderr: (s: string) => void;
 }
 
-const realIo: Io = {
-  getenv: (k) => process.env[k],
-  readStdin: () => {
+/**
+ * Reads stdin to its end. A runtime's pipe may be non-blocking and still empty when we start
+ * (readFileSync then throws EAGAIN, which must not pass for an empty config): wait and retry
+ * until end of input, up to a limit.
+ */
+function readAllStdin(): Buffer {
+  const chunks: Buffer[] = [];
+  const buf = Buffer.alloc(65536);
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    let n: number;
     try {
-      return readFileSync(0);
+      n = readSync(0, buf, 0, buf.length, null);
     } catch (e) {
-      // No stdin at all (closed descriptor) is an empty config, not a crash.
-      if ((e as NodeJS.ErrnoException).code === 'EAGAIN' || (e as NodeJS.ErrnoException).code === 'EOF') return Buffer.alloc(0);
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EAGAIN' && Date.now() < deadline) {
+        Atomics.wait(pause, 0, 0, 1);
+        continue;
+      }
+      // A closed descriptor is an empty config, not a crash.
+      if (code === 'EOF' || code === 'EBADF') break;
       throw new CniError(ErrCode.IOFailure, `error reading from stdin: ${(e as Error).message}`);
     }
-  },
+    if (n === 0) break;
+    chunks.push(Buffer.from(buf.subarray(0, n)));
+  }
+  return Buffer.concat(chunks);
+}
+
+const realIo: Io = {
+  getenv: (k) => process.env[k],
+  readStdin: readAllStdin,
   finish: (stdout, code) => {
     if (stdout) writeSync(1, stdout.endsWith('\n') ? stdout : stdout + '\n');
     process.exit(code);
