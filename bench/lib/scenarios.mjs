@@ -1,0 +1,240 @@
+// The benchmark scenarios. Each has two sides compared in the same run (normally ours vs the
+// reference), prepared in separate sandbox host netns with identical configs, and an iterate()
+// that performs one timed iteration for one side and returns {samples: {verb: ms}, failures}.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { addList, delList, describe, invoke } from './cni.mjs';
+import { inNetns, runOk } from './proc.mjs';
+
+export const CNI_VERSION = '1.0.0'; // highest version the reference (plugins v1.1.1) supports
+const PORT_MAPPINGS = [{ hostPort: 18080, containerPort: 80, protocol: 'tcp' }];
+
+function hostLocal(dataDir, subnet) {
+  return { type: 'host-local', ranges: [[{ subnet }]], routes: [{ dst: '0.0.0.0/0' }], dataDir };
+}
+
+function bridgeConf(side, bridge, subnet, extra = {}) {
+  return { type: 'bridge', bridge, isGateway: true, ipam: hostLocal(side.dataDir, subnet), ...extra };
+}
+
+/** The ADD result must carry an address (bridge/macvlan); loopback only needs to succeed. */
+function hasAddress(result) {
+  return Array.isArray(result?.ips) && result.ips.length > 0;
+}
+
+/**
+ * A network list run ADD then DEL against one container netns per side, like a runtime
+ * creating and removing a pod. The container netns is reused (DEL removes what ADD made).
+ */
+function listScenario({ id, title, plugins, list, capabilityArgs, needsAddress = true, setup }) {
+  return {
+    id,
+    title,
+    plugins,
+    verbs: ['ADD', 'DEL'],
+    rssAndProcs: true,
+    async setup(side, sb) {
+      side.dataDir = sb.tempDir(`${id}-${side.key}`);
+      side.ctr = await sb.netns(`c-${id}-${side.key}`);
+      side.list = list(side);
+      if (setup) await setup(side, sb);
+    },
+    async iterate(side, i, opts) {
+      const att = { containerId: `bench-${id}-${side.key}-${i}`, netns: side.ctr, ifname: 'eth0', capabilityArgs };
+      const add = await addList(side.impl, side.list, att, { ...opts, host: side.host, env: side.env });
+      let error = add.ok ? undefined : add.error;
+      if (add.ok && needsAddress && !hasAddress(add.result)) error = `ADD result has no ips: ${JSON.stringify(add.result).slice(0, 300)}`;
+      // DEL runs even after a failed ADD, as libcni's callers do.
+      const del = await delList(side.impl, side.list, att, add.result, { ...opts, host: side.host, env: side.env });
+      if (!error && !del.ok) error = del.error;
+      return {
+        samples: error ? {} : { ADD: add.ms, DEL: del.ms },
+        failures: error ? 1 : 0,
+        error,
+        steps: { ADD: add.steps, DEL: del.steps },
+      };
+    },
+  };
+}
+
+export function scenarios({ parallel = 32, leases = 60_000 } = {}) {
+  return [
+    listScenario({
+      id: 'loopback',
+      title: 'loopback ADD/DEL',
+      plugins: ['loopback'],
+      needsAddress: false,
+      list: () => ({ cniVersion: CNI_VERSION, name: 'bench-lo', plugins: [{ type: 'loopback' }] }),
+    }),
+    listScenario({
+      id: 'bridge',
+      title: 'bridge+host-local ADD/DEL',
+      plugins: ['bridge', 'host-local'],
+      list: (side) => ({ cniVersion: CNI_VERSION, name: 'bench-br', plugins: [bridgeConf(side, 'cnibench0', '10.77.1.0/24')] }),
+    }),
+    listScenario({
+      id: 'bridge-masq',
+      title: 'bridge+host-local, ipMasq ADD/DEL',
+      plugins: ['bridge', 'host-local'],
+      list: (side) => ({
+        cniVersion: CNI_VERSION,
+        name: 'bench-brmasq',
+        plugins: [bridgeConf(side, 'cnibench1', '10.77.2.0/24', { ipMasq: true })],
+      }),
+    }),
+    listScenario({
+      id: 'macvlan',
+      title: 'macvlan+host-local ADD/DEL',
+      plugins: ['macvlan', 'host-local'],
+      list: (side) => ({
+        cniVersion: CNI_VERSION,
+        name: 'bench-macvlan',
+        plugins: [{ type: 'macvlan', master: 'benchm0', mode: 'bridge', ipam: hostLocal(side.dataDir, '10.77.3.0/24') }],
+      }),
+      // The master: one end of a veth pair in the sandbox host (never a real NIC; a veth
+      // rather than a dummy link because not every kernel has the dummy module).
+      async setup(side) {
+        await runOk(inNetns(side.host, ['ip', 'link', 'add', 'benchm0', 'type', 'veth', 'peer', 'name', 'benchm0p']));
+        await runOk(inNetns(side.host, ['ip', 'link', 'set', 'benchm0', 'up']));
+        await runOk(inNetns(side.host, ['ip', 'link', 'set', 'benchm0p', 'up']));
+      },
+    }),
+    listScenario({
+      id: 'chain',
+      title: 'chain bridge+host-local → portmap → firewall → tuning',
+      plugins: ['bridge', 'host-local', 'portmap', 'firewall', 'tuning'],
+      capabilityArgs: { portMappings: PORT_MAPPINGS },
+      // nerdctl's default network shape (containerd/nerdctl docs/cni.md).
+      list: (side) => ({
+        cniVersion: CNI_VERSION,
+        name: 'bench-chain',
+        plugins: [
+          bridgeConf(side, 'cnibench2', '10.77.4.0/24', { ipMasq: true, hairpinMode: true }),
+          { type: 'portmap', capabilities: { portMappings: true } },
+          { type: 'firewall' },
+          { type: 'tuning', dataDir: join(side.dataDir, 'tuning') },
+        ],
+      }),
+    }),
+    parallelScenario(parallel),
+    leasesScenario(leases),
+    caScenario(),
+  ];
+}
+
+/** N parallel ADDs then N parallel DELs on one bridge network; wall time for each wave. */
+function parallelScenario(n) {
+  const id = 'parallel';
+  return {
+    id,
+    title: `${n} parallel bridge+host-local ADDs, then ${n} parallel DELs`,
+    plugins: ['bridge', 'host-local'],
+    verbs: ['ADD', 'DEL'],
+    wall: true,
+    rssAndProcs: false,
+    iterationsFactor: 1 / 6,
+    async setup(side, sb) {
+      side.dataDir = sb.tempDir(`${id}-${side.key}`);
+      side.ctrs = await Promise.all(Array.from({ length: n }, (_, k) => sb.netns(`c-${id}-${side.key}-${k}`)));
+      side.list = { cniVersion: CNI_VERSION, name: 'bench-par', plugins: [bridgeConf(side, 'cnibench3', '10.77.5.0/24')] };
+      side.distinct = [];
+    },
+    async iterate(side, i, opts) {
+      const atts = side.ctrs.map((netns, k) => ({ containerId: `bench-${id}-${side.key}-${i}-${k}`, netns, ifname: 'eth0' }));
+      const o = { ...opts, host: side.host, env: side.env };
+      let t0 = process.hrtime.bigint();
+      const adds = await Promise.all(atts.map((a) => addList(side.impl, side.list, a, o)));
+      const addMs = Number(process.hrtime.bigint() - t0) / 1e6;
+      t0 = process.hrtime.bigint();
+      const dels = await Promise.all(atts.map((a, k) => delList(side.impl, side.list, a, adds[k].result, o)));
+      const delMs = Number(process.hrtime.bigint() - t0) / 1e6;
+      const addrs = new Set(adds.filter((a) => a.ok).flatMap((a) => (a.result?.ips ?? []).map((x) => x.address)));
+      const failed = adds.filter((a) => !a.ok || !hasAddress(a.result)).length + dels.filter((d) => !d.ok).length;
+      side.distinct.push(addrs.size);
+      const firstErr = adds.find((a) => !a.ok)?.error ?? dels.find((d) => !d.ok)?.error;
+      return {
+        samples: { ADD: addMs, DEL: delMs },
+        failures: failed,
+        error: firstErr,
+        extra: { distinctAddresses: addrs.size, okAdds: adds.filter((a) => a.ok).length },
+      };
+    },
+  };
+}
+
+/**
+ * host-local alone (as a delegating plugin calls it) in a /16 whose dataDir already holds
+ * `count` leases in the reference's format: `<dataDir>/<net>/<ip>` = `<id>\r\n<ifname>`, taken
+ * from the start of the range, with last_reserved_ip.0 at the last one (as round-robin leaves it).
+ */
+function writeLeases(dir, net, count) {
+  const d = join(dir, net);
+  mkdirSync(d, { recursive: true });
+  let last;
+  for (let k = 0; k < count; k++) {
+    const n = k + 2; // 10.78.0.1 is the gateway
+    last = `10.78.${n >> 8}.${n & 255}`;
+    writeFileSync(join(d, last), `bench-lease-${k}\r\neth0`, { mode: 0o600 });
+  }
+  if (last) writeFileSync(join(d, 'last_reserved_ip.0'), last, { mode: 0o600 });
+}
+
+function leasesScenario(big) {
+  const id = 'host-local-leases';
+  const sizes = [10, big];
+  return {
+    id,
+    title: `host-local allocation in a /16 with ${sizes.join(' vs ')} existing leases`,
+    plugins: ['host-local'],
+    verbs: sizes.flatMap((s) => [`ADD ${s}`, `DEL ${s}`]),
+    rssAndProcs: true,
+    async setup(side, sb) {
+      side.ctr = await sb.netns(`c-${id}-${side.key}`);
+      side.dirs = {};
+      for (const s of sizes) {
+        side.dirs[s] = sb.tempDir(`${id}-${s}-${side.key}`);
+        writeLeases(side.dirs[s], 'bench-hl', s);
+      }
+    },
+    async iterate(side, i, opts) {
+      const samples = {};
+      let failures = 0;
+      let error;
+      const order = i % 2 ? [...sizes].reverse() : sizes;
+      for (const s of order) {
+        const conf = {
+          cniVersion: CNI_VERSION,
+          name: 'bench-hl',
+          type: 'bridge',
+          ipam: { type: 'host-local', ranges: [[{ subnet: '10.78.0.0/16' }]], dataDir: side.dirs[s] },
+        };
+        const o = { ...opts, host: side.host, env: side.env, containerId: `bench-hl-${side.key}-${s}-${i}`, netns: side.ctr, ifname: 'eth0' };
+        const add = await invoke(side.impl, 'host-local', 'ADD', conf, o);
+        const del = await invoke(side.impl, 'host-local', 'DEL', conf, o);
+        const err = !add.ok ? describe(add) : !hasAddress(add.json) ? 'ADD result has no ips' : !del.ok ? describe(del) : undefined;
+        if (err) {
+          failures++;
+          error ??= err;
+        } else {
+          samples[`ADD ${s}`] = add.ms;
+          samples[`DEL ${s}`] = del.ms;
+        }
+      }
+      return { samples, failures, error };
+    },
+  };
+}
+
+/**
+ * Our bridge ADD/DEL with NODE_EXTRA_CA_CERTS set (runtimes pass their environment on, and Node
+ * loads that bundle at startup) vs without. Both sides are ours; the reference is not involved.
+ */
+function caScenario() {
+  const base = listScenario({
+    id: 'bridge-ca',
+    title: 'ours: bridge+host-local with NODE_EXTRA_CA_CERTS vs without',
+    plugins: ['bridge', 'host-local'],
+    list: (side) => ({ cniVersion: CNI_VERSION, name: 'bench-brca', plugins: [bridgeConf(side, 'cnibench4', '10.77.6.0/24')] }),
+  });
+  return { ...base, sidesKind: 'ca', rssAndProcs: false };
+}
