@@ -111,7 +111,8 @@ async function setupHost(conf: BridgeConf, args: CmdArgs, hostVeth: string, gws:
   // Failures that concurrency makes normal: the bridge or the gateway address already there.
   const expected = new Set([plan.bridgeAdd, ...plan.gatewayAdds]);
   for (const e of out.errors) {
-    if (expected.has(e.line) && /File exists/.test(e.message)) continue;
+    // ("File exists" for a link, "Address already assigned" for an IPv4 address.)
+    if (expected.has(e.line) && /File exists|already assigned/.test(e.message)) continue;
     if (e.line >= plan.shows) continue;
     if (e.line === plan.vethAdd && /File exists/.test(e.message)) {
       throw new CniError(ErrCode.InterfaceExists, `failed to create veth pair ${hostVeth}/${args.ifName}: an interface named "${args.ifName}" already exists in ${args.netns}`);
