@@ -59,8 +59,11 @@ await Promise.all(
       format: 'cjs',
       minify: true,
       legalComments: 'none',
-      // Line 2 marks the file as ours, so a plugin may run our IPAM in-process (lib/ipam/exec.ts).
-      banner: { js: `#!/usr/bin/env node\n// cni-ts plugin: ${e.name}` },
+      // The shebang drops the caller's NODE_EXTRA_CA_CERTS (Node parses that bundle at every
+      // start, ~80 ms, and plugins make no TLS connections) and NODE_OPTIONS (it could preload
+      // code into a plugin). Line 2 marks the file as ours, so a plugin may run our IPAM
+      // in-process (lib/ipam/exec.ts).
+      banner: { js: `#!/usr/bin/env -S -u NODE_EXTRA_CA_CERTS -u NODE_OPTIONS node\n// cni-ts plugin: ${e.name}` },
       logLevel: 'warning',
     });
     chmodSync(outfile, 0o755);
