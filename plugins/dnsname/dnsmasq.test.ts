@@ -1,0 +1,87 @@
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CniError } from '../../lib/skel/errors';
+import { assertReachableByDaemon, buildDnsmasqConf, cmdlineMatches, findDnsmasq, netPaths, startArgv } from './dnsmasq';
+
+const paths = netPaths('/run/containers/cni/dnsname', 'podman1');
+
+describe('dnsmasq files and argv', () => {
+  test('per-network paths, named as containers/dnsname names them', () => {
+    expect(paths).toEqual({
+      dir: '/run/containers/cni/dnsname/podman1',
+      conf: '/run/containers/cni/dnsname/podman1/dnsmasq.conf',
+      hosts: '/run/containers/cni/dnsname/podman1/addnhosts',
+      pidFile: '/run/containers/cni/dnsname/podman1/pidfile',
+      lock: '/run/containers/cni/dnsname/podman1/lock',
+    });
+  });
+
+  test('config: gateway addresses only, our hosts file only, domain kept local, bare names not forwarded', () => {
+    const text = buildDnsmasqConf({ network: 'podman1', domain: 'dns.podman', listen: ['10.88.0.1', 'fd00::1'], paths });
+    const opts = text.split('\n').filter((l) => l && !l.startsWith('#'));
+    expect(opts).toEqual([
+      'pid-file=/run/containers/cni/dnsname/podman1/pidfile',
+      'listen-address=10.88.0.1,fd00::1',
+      'bind-dynamic',
+      'no-hosts',
+      'addn-hosts=/run/containers/cni/dnsname/podman1/addnhosts',
+      'local=/dns.podman/',
+      'domain-needed',
+    ]);
+    // --interface would make dnsmasq listen on the union of interface and addresses.
+    expect(text).not.toMatch(/^interface=/m);
+  });
+
+  test('argv: the binary and our config file, nothing through a shell', () => {
+    expect(startArgv('/usr/sbin/dnsmasq', paths)).toEqual(['/usr/sbin/dnsmasq', '--conf-file=/run/containers/cni/dnsname/podman1/dnsmasq.conf']);
+  });
+
+  test('a pid is ours only if its cmdline is dnsmasq with our config file', () => {
+    expect(cmdlineMatches('/usr/sbin/dnsmasq\0--conf-file=/run/containers/cni/dnsname/podman1/dnsmasq.conf\0', paths)).toBe(true);
+    expect(cmdlineMatches('dnsmasq\0--conf-file=/run/containers/cni/dnsname/podman1/dnsmasq.conf\0', paths)).toBe(true);
+    // Another network's server, a reused pid, an empty cmdline (kernel thread or zombie).
+    expect(cmdlineMatches('dnsmasq\0--conf-file=/run/containers/cni/dnsname/podman2/dnsmasq.conf\0', paths)).toBe(false);
+    expect(cmdlineMatches('sleep\0--conf-file=/run/containers/cni/dnsname/podman1/dnsmasq.conf\0', paths)).toBe(false);
+    expect(cmdlineMatches('', paths)).toBe(false);
+  });
+});
+
+describe('findDnsmasq / assertReachableByDaemon', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'dnsname-unit-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('a configured path wins; missing is code 50 (STATUS: not available)', () => {
+    const bin = join(dir, 'dnsmasq');
+    writeFileSync(bin, '#!/bin/sh\n', { mode: 0o755 });
+    expect(findDnsmasq(bin, '')).toBe(bin);
+    const e = (() => {
+      try {
+        findDnsmasq(join(dir, 'nope'), '');
+      } catch (x) {
+        return x as CniError;
+      }
+      return undefined;
+    })();
+    expect(e?.code).toBe(50);
+  });
+
+  test('PATH is searched first', () => {
+    const bin = join(dir, 'dnsmasq');
+    writeFileSync(bin, '#!/bin/sh\n', { mode: 0o755 });
+    expect(findDnsmasq(undefined, `/nonexistent:${dir}`)).toBe(bin);
+  });
+
+  test('a runDir below a directory others cannot enter is refused with the directory named', () => {
+    const inner = join(dir, 'a', 'b');
+    mkdirSync(inner, { recursive: true });
+    chmodSync(dir, 0o755);
+    chmodSync(join(dir, 'a'), 0o700);
+    expect(() => assertReachableByDaemon(join(inner, 'not-yet'))).toThrow(new RegExp(`${join(dir, 'a')} has mode 0700`));
+    chmodSync(join(dir, 'a'), 0o755);
+    expect(() => assertReachableByDaemon(join(inner, 'not-yet'))).not.toThrow();
+  });
+});

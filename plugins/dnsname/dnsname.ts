@@ -1,0 +1,229 @@
+/**
+ * dnsname: containers on one network find each other by name and alias, like on a Docker
+ * user-defined network. Chained after `bridge`; compatible with podman's dnsname config.
+ *
+ * One dnsmasq per network answers on the network's gateway address(es); it serves the
+ * network's hosts file, keeps its domain local and forwards other names to the host's
+ * resolvers. Every read-modify-write of a network's files, and every start/stop/reload of its
+ * server, happens under the network's flock, so concurrent ADD/DEL/GC see a consistent file
+ * and at most one live server.
+ */
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import type { CmdArgs } from '../../lib/skel/dispatch';
+import { CniError, ErrCode, wrapError } from '../../lib/skel/errors';
+import type { Result } from '../../lib/types/result';
+import { withLock } from '../../lib/lock/flock';
+import { Rollback, failpoint } from '../../lib/rollback';
+import { containerNames, loadNetConf, type DnsnameConf } from './config';
+import {
+  type NetPaths,
+  assertReachableByDaemon,
+  buildDnsmasqConf,
+  findDnsmasq,
+  livePid,
+  netPaths,
+  reloadDnsmasq,
+  sameNetnsAsSelf,
+  startDnsmasq,
+  stopDnsmasq,
+} from './dnsmasq';
+import { type HostsLine, type Owner, attachmentCount, entriesOf, formatHosts, hostnamesFor, parseHosts, removeEntries, setEntries } from './hosts';
+
+function readText(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return '';
+    throw new CniError(ErrCode.IOFailure, `failed to read ${path}: ${(e as Error).message}`);
+  }
+}
+
+/** Write-then-rename, so dnsmasq never reads half a file on a concurrent reload. */
+function writeAtomic(path: string, text: string): void {
+  const tmp = `${path}.tmp`;
+  try {
+    writeFileSync(tmp, text, { mode: 0o644 });
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw new CniError(ErrCode.IOFailure, `failed to write ${path}: ${(e as Error).message}`);
+  }
+}
+
+/** The container's addresses: ips on a container-side interface (all ips if none says). */
+function containerIps(prev: Result): { ips: string[]; gateways: string[] } {
+  const ifaces = prev.interfaces ?? [];
+  const onContainer = (prev.ips ?? []).filter((ip) => ip.interface === undefined || !!ifaces[ip.interface]?.sandbox);
+  const ips = [...new Set(onContainer.map((ip) => ip.address.split('/')[0]!))];
+  const gateways = [...new Set(onContainer.map((ip) => ip.gateway).filter((g): g is string => !!g && isIP(g) !== 0))];
+  return { ips, gateways };
+}
+
+function requirePrevResult(args: CmdArgs, verb: string): Result {
+  if (!args.prevResult) {
+    throw new CniError(ErrCode.InvalidConfig, `dnsname ${verb} needs prevResult: it must be chained after a plugin that sets up the interface (bridge)`);
+  }
+  return args.prevResult;
+}
+
+/** Stops the network's server (if it runs) and removes its files, keeping the lock file. */
+async function retire(paths: NetPaths): Promise<void> {
+  const pid = livePid(paths);
+  if (pid !== undefined) await stopDnsmasq(pid, paths);
+  // The lock stays: a process waiting on it would otherwise lock an unlinked file while a
+  // later one locks a new file, and both would run.
+  for (const f of [paths.hosts, paths.conf, paths.pidFile]) rmSync(f, { force: true });
+}
+
+/** Writes the edited hosts file and reloads the live server, or retires it when no entry is left. */
+async function commitRemoval(paths: NetPaths, lines: HostsLine[]): Promise<void> {
+  if (attachmentCount(lines) === 0) {
+    await retire(paths);
+    return;
+  }
+  writeAtomic(paths.hosts, formatHosts(lines));
+  const pid = livePid(paths);
+  if (pid !== undefined) reloadDnsmasq(pid);
+}
+
+export async function cmdAdd(args: CmdArgs): Promise<Result> {
+  // Validate everything first: a bad name or domain leaves no file behind.
+  const conf = loadNetConf(args);
+  const { name, aliases } = containerNames(args, conf);
+  const prev = requirePrevResult(args, 'ADD');
+  const { ips, gateways } = containerIps(prev);
+  if (ips.length === 0) throw new CniError(ErrCode.InvalidConfig, 'prevResult has no container address to register');
+  if (gateways.length === 0) {
+    throw new CniError(ErrCode.InvalidConfig, 'prevResult has no gateway for dnsmasq to listen on', 'the bridge must be the gateway (isGateway: true)');
+  }
+  const bin = findDnsmasq(conf.dnsmasqPath);
+  assertReachableByDaemon(conf.runDir);
+  const paths = netPaths(conf.runDir, conf.name);
+  try {
+    mkdirSync(paths.dir, { recursive: true, mode: 0o755 });
+  } catch (e) {
+    throw new CniError(ErrCode.IOFailure, `failed to create ${paths.dir}: ${(e as Error).message}`);
+  }
+  const owner: Owner = { containerID: args.containerID, ifname: args.ifName };
+  const names = hostnamesFor(name, aliases, conf.domainName);
+
+  await withLock(paths.lock, async () => {
+    const undo = new Rollback();
+    try {
+      const oldConf = readText(paths.conf);
+      const newConf = buildDnsmasqConf({ network: conf.name, domain: conf.domainName, listen: gateways, paths });
+      const oldHosts = readText(paths.hosts);
+      const lines = setEntries(parseHosts(oldHosts), owner, ips, names);
+      writeAtomic(paths.hosts, formatHosts(lines));
+      undo.push('restore the hosts file', async () => {
+        if (oldHosts) writeAtomic(paths.hosts, oldHosts);
+        else rmSync(paths.hosts, { force: true });
+        const p = livePid(paths);
+        if (p !== undefined) reloadDnsmasq(p);
+      });
+      let pid = livePid(paths);
+      if (newConf !== oldConf) {
+        // SIGHUP does not re-read the config: a changed one (domain, gateways) needs a restart.
+        if (pid !== undefined) await stopDnsmasq(pid, paths);
+        pid = undefined;
+        writeAtomic(paths.conf, newConf);
+        undo.push('restore the dnsmasq config', async () => (oldConf ? writeAtomic(paths.conf, oldConf) : rmSync(paths.conf, { force: true })));
+      }
+      failpoint('dnsname-before-server');
+      if (pid !== undefined) {
+        reloadDnsmasq(pid);
+      } else {
+        await startDnsmasq(bin, paths);
+        // If this ADD fails later, the server it started goes unless older attachments need it
+        // (then restoring the hosts file reloads it).
+        if (attachmentCount(parseHosts(oldHosts)) === 0) undo.push('stop dnsmasq', () => retire(paths));
+      }
+      failpoint('dnsname-after-server');
+      undo.commit();
+    } catch (e) {
+      await undo.run();
+      throw e;
+    }
+  });
+
+  // The runtime writes these into the container's resolv.conf: our server first, our domain first.
+  const dns = prev.dns ?? {};
+  return {
+    ...prev,
+    cniVersion: conf.cniVersion,
+    dns: {
+      ...dns,
+      nameservers: [...new Set([...gateways, ...(dns.nameservers ?? [])])],
+      search: [...new Set([conf.domainName, ...(dns.search ?? [])])],
+    },
+  };
+}
+
+/** DEL: removes this attachment's lines; stops the server with the last one. Missing = done. */
+export async function cmdDel(args: CmdArgs): Promise<void> {
+  const conf = loadNetConf(args);
+  const paths = netPaths(conf.runDir, conf.name);
+  // Never create anything on DEL: no directory means nothing was ever added here.
+  if (!existsSync(paths.dir)) return;
+  await withLock(paths.lock, async () => {
+    const { lines, removed } = removeEntries(parseHosts(readText(paths.hosts)), (o) => o.containerID === args.containerID && o.ifname === args.ifName);
+    if (removed === 0 && attachmentCount(lines) > 0) return;
+    try {
+      await commitRemoval(paths, lines);
+    } catch (e) {
+      throw wrapError(`failed to remove ${args.containerID}/${args.ifName} from network ${conf.name}`, e);
+    }
+  });
+}
+
+/** CHECK: the server runs next to us, and the attachment's lines are in its file as ADD wrote them. */
+export async function cmdCheck(args: CmdArgs): Promise<void> {
+  const conf = loadNetConf(args);
+  const { name, aliases } = containerNames(args, conf);
+  const prev = requirePrevResult(args, 'CHECK');
+  findDnsmasq(conf.dnsmasqPath);
+  const paths = netPaths(conf.runDir, conf.name);
+  if (!existsSync(paths.dir)) throw new CniError(ErrCode.Internal, `network ${conf.name} has no dnsname state in ${conf.runDir}`);
+  await withLock(paths.lock, async () => {
+    const pid = livePid(paths);
+    if (pid === undefined) throw new CniError(ErrCode.Internal, `dnsmasq for network ${conf.name} is not running`);
+    if (!sameNetnsAsSelf(pid)) throw new CniError(ErrCode.Internal, `dnsmasq for network ${conf.name} (pid ${pid}) runs in another network namespace`);
+    const mine = entriesOf(parseHosts(readText(paths.hosts)), { containerID: args.containerID, ifname: args.ifName });
+    if (mine.length === 0) throw new CniError(ErrCode.Internal, `no name entry for ${args.containerID}/${args.ifName} in ${paths.hosts}`);
+    const want = hostnamesFor(name, aliases, conf.domainName).join(' ');
+    for (const ip of containerIps(prev).ips) {
+      const line = mine.find((l) => l.ip === ip);
+      if (!line) throw new CniError(ErrCode.Internal, `address ${ip} of ${args.containerID} is not in ${paths.hosts}`);
+      if (line.names.join(' ') !== want) throw new CniError(ErrCode.Internal, `names for ${ip} are "${line.names.join(' ')}", expected "${want}"`);
+    }
+  });
+}
+
+interface ValidAttachment {
+  containerID?: unknown;
+  ifname?: unknown;
+}
+
+/** GC: drops the lines of attachments not in cni.dev/valid-attachments; stops an empty network's server. */
+export async function cmdGc(args: CmdArgs): Promise<void> {
+  const conf = loadNetConf(args);
+  const valid = (conf.raw['cni.dev/valid-attachments'] ?? conf.raw['cni.dev/attachments']) as ValidAttachment[] | undefined;
+  // Absent is not "none valid": dropping every name on a malformed request would be a disaster.
+  if (!Array.isArray(valid)) throw new CniError(ErrCode.InvalidConfig, 'GC needs cni.dev/valid-attachments in the config');
+  const keep = new Set(valid.map((a) => `${String(a.containerID)}\0${String(a.ifname)}`));
+  const paths = netPaths(conf.runDir, conf.name);
+  if (!existsSync(paths.dir)) return;
+  await withLock(paths.lock, async () => {
+    const { lines, removed } = removeEntries(parseHosts(readText(paths.hosts)), (o) => !keep.has(`${o.containerID}\0${o.ifname}`));
+    // Also a server left running with nothing to serve (a crash between steps) goes here.
+    if (removed === 0 && attachmentCount(lines) > 0) return;
+    await commitRemoval(paths, lines);
+  });
+}
+
+/** STATUS: available when the config is valid and dnsmasq can be run (else code 50). */
+export async function cmdStatus(args: CmdArgs): Promise<void> {
+  const conf: DnsnameConf = loadNetConf(args);
+  findDnsmasq(conf.dnsmasqPath);
+}
