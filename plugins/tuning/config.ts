@@ -1,0 +1,79 @@
+/**
+ * tuning config: ajv schema, then the reference's merge order (plugins/meta/tuning/tuning.go
+ * parseConf): `mac` < CNI_ARGS MAC < runtimeConfig.mac < args.cni.mac, and args.cni overrides
+ * sysctl entries, promisc, mtu, allmulti, txQLen. Sysctl keys are resolved to paths here, so a
+ * forbidden key is refused before anything is touched.
+ */
+import type { CmdArgs, NetConf } from '../../lib/skel/dispatch';
+import { CniError, ErrCode } from '../../lib/skel/errors';
+import { validateConf } from '../../lib/schema/validate';
+import { tuning as validateTuning } from '../../lib/generated/validators';
+import { checkAllowlist, sysctlPath } from './sysctl-keys';
+
+export const DEFAULT_DATA_DIR = '/run/cni/tuning';
+export const ALLOWLIST_FILE = '/etc/cni/tuning/allowlist.conf';
+
+export interface LinkSettings {
+  mac?: string;
+  mtu?: number;
+  /** Only `true` acts, as in the reference (promisc:false does not turn it off). */
+  promisc?: boolean;
+  allmulti?: boolean;
+  txQLen?: number;
+}
+
+export interface TuningConf {
+  raw: NetConf;
+  cniVersion: string;
+  dataDir: string;
+  /** [key as configured, /proc/sys path, value], in config order. */
+  sysctls: [string, string, string][];
+  link: LinkSettings;
+}
+
+const MAC_RE = /^[0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}$/;
+
+function normMac(mac: string): string {
+  if (!MAC_RE.test(mac)) throw new CniError(ErrCode.InvalidConfig, `invalid args ${mac} for MAC addr`);
+  return mac.toLowerCase().replace(/-/g, ':');
+}
+
+/** True when the config asks for any link attribute change. */
+export function hasLinkChanges(l: LinkSettings): boolean {
+  return l.mac !== undefined || !!l.mtu || l.promisc === true || l.allmulti !== undefined || l.txQLen !== undefined;
+}
+
+export function loadNetConf(args: Pick<CmdArgs, 'conf' | 'argsMap' | 'ifName'>, allowlist?: string[]): TuningConf {
+  const c = args.conf;
+  validateConf(validateTuning, c, 'tuning');
+  const a = (c.args?.cni ?? {}) as { sysctl?: Record<string, string>; mac?: string; mtu?: number; promisc?: boolean; allmulti?: boolean; txQLen?: number };
+  const sys: Record<string, string> = { ...((c.sysctl as Record<string, string> | undefined) ?? {}), ...(a.sysctl ?? {}) };
+
+  let mac = typeof c.mac === 'string' && c.mac ? c.mac : undefined;
+  if (args.argsMap.MAC) mac = args.argsMap.MAC;
+  const rt = c.runtimeConfig?.mac;
+  if (typeof rt === 'string' && rt) mac = rt;
+  if (a.mac !== undefined) mac = a.mac || undefined;
+
+  const mtu = a.mtu ?? (c.mtu as number | undefined);
+  if (mtu !== undefined && mtu !== 0 && mtu < 68) throw new CniError(ErrCode.InvalidConfig, `invalid MTU ${mtu}: must be at least 68`);
+  const link: LinkSettings = {};
+  if (mac !== undefined) link.mac = normMac(mac);
+  if (mtu) link.mtu = mtu;
+  const promisc = a.promisc ?? (c.promisc as boolean | undefined);
+  if (promisc === true) link.promisc = true;
+  const allmulti = a.allmulti ?? (c.allmulti as boolean | undefined);
+  if (allmulti !== undefined) link.allmulti = allmulti;
+  const txQLen = a.txQLen ?? (c.txQLen as number | undefined);
+  if (txQLen !== undefined) link.txQLen = txQLen;
+
+  const keys = Object.keys(sys);
+  checkAllowlist(keys, allowlist);
+  return Object.freeze({
+    raw: c,
+    cniVersion: c.cniVersion,
+    dataDir: (c.dataDir as string | undefined) || DEFAULT_DATA_DIR,
+    sysctls: keys.map((k) => [k, sysctlPath(k, args.ifName), sys[k]!] as [string, string, string]),
+    link,
+  });
+}
