@@ -3,7 +3,8 @@
 // interleaved, inside sandbox network namespaces. See bench/README.md for how to read the output.
 //
 //   node bench/bench.mjs [--quick] [--iterations N] [--only id,id] [--no-rss] [--no-strace]
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -87,7 +88,7 @@ async function runScenario(sc, sides, iterations, flags, sb) {
   for (const side of sides) {
     const missing = side.impl.missing(sc.plugins);
     if (missing.length) {
-      res.status[side.key] = `not built (missing in ${side.impl.dir}: ${missing.join(', ')})`;
+      res.status[side.key] = `not built (missing from ${side.impl.shownDir ?? side.impl.dir}: ${missing.join(', ')})`;
       continue;
     }
     try {
@@ -217,7 +218,15 @@ function evaluateTargets(results) {
   for (const t of TARGETS) {
     const r = byId[t.scenario];
     const ratioV = r?.verbs[t.verb]?.ratio ?? null;
-    const why = !r ? 'scenario not run' : r.status.ours !== 'ok' ? `ours ${r.status.ours}` : r.status.ref !== 'ok' ? `reference ${r.status.ref}` : null;
+    const why = !r
+      ? 'scenario not run'
+      : r.status.ours !== 'ok'
+        ? `ours ${r.status.ours}`
+        : r.status.ref !== 'ok'
+          ? `reference ${r.status.ref}`
+          : ratioV === null && (r.failures.ours || r.failures.ref)
+            ? `every timed iteration failed: ${r.firstError.ours ?? r.firstError.ref}`
+            : null;
     out.push({ target: `${t.name} ≤ ${t.max}× reference`, measured: ratioV, unit: '×', verdict: ratioV === null ? `n/a (${why ?? 'no samples'})` : ratioV <= t.max ? 'PASS' : 'MISS' });
   }
   // RSS: the largest peak over every measured invocation of ours.
@@ -267,7 +276,6 @@ async function main() {
   if (opts.rss && !flags.rss) log(`note: ${TIME_BIN} not found (Debian package "time"): peak RSS not measured`);
   if (opts.strace && !flags.strace) log('note: strace not found: processes per verb not counted');
 
-  const ours = new Impl('ours', 'ours', join(REPO, 'dist/bin'));
   const ref = new Impl('ref', 'reference', '/usr/lib/cni');
   const all = scenarios();
   const selected = opts.only ? all.filter((s) => opts.only.includes(s.id)) : all;
@@ -279,9 +287,19 @@ async function main() {
   const results = [];
   let machine;
   let cleanupProblems = [];
+  // Snapshot dist/bin: others may rebuild while the bench runs, and one run must time one build.
+  const distBin = join(REPO, 'dist/bin');
+  const ours = new Impl('ours', 'ours', existsSync(distBin) ? sb.tempDir('ours-bin') : distBin);
+  ours.shownDir = 'dist/bin';
+  const oursBuild = {};
+  if (existsSync(distBin)) {
+    cpSync(distBin, ours.dir, { recursive: true });
+    for (const f of readdirSync(ours.dir)) oursBuild[f] = createHash('sha256').update(readFileSync(join(ours.dir, f))).digest('hex').slice(0, 12);
+  }
   try {
     machine = await machineInfo(REPO);
-    log(`cni-ts benchmark — ours ${ours.dir} vs reference ${ref.dir} (containernetworking-plugins ${machine.referencePlugins})`);
+    machine.oursBuild = oursBuild;
+    log(`cni-ts benchmark — ours ${distBin} (copied to ${ours.dir}: ${Object.keys(oursBuild).sort().join(', ') || 'nothing built'}) vs reference ${ref.dir} (containernetworking-plugins ${machine.referencePlugins})`);
     log(`${machine.cpuModel}, ${machine.cores} cores, ${machine.kernel}, node ${machine.node}, load ${machine.loadavgAtStart.join(' ')}`);
     log(`${machine.iproute2}; ${machine.nft}; ${machine.iptables}; sandbox ${sb.tag}; ${opts.iterations} iterations${opts.quick ? ' (--quick)' : ''}`);
     if (machine.loadavgAtStart[0] > machine.cores) {
@@ -332,7 +350,7 @@ async function main() {
     machine,
     loadavgAtEnd: os.loadavg().map((x) => Math.round(x * 100) / 100),
     options: { ...opts, rssMeasured: flags.rss, procsCounted: flags.strace },
-    implementations: { ours: ours.dir, reference: ref.dir },
+    implementations: { ours: distBin, reference: ref.dir },
     durationSeconds: Math.round((Date.now() - started) / 1000),
     baseline: { ...BASELINE, rssMiB: BASELINE_RSS_MIB },
     scenarios: results,
