@@ -1,0 +1,258 @@
+/**
+ * Port forwarding with iptables, in the reference's layout (plugins:plugins/meta/portmap/
+ * portmap_iptables.go), nat table of iptables (IPv4) / ip6tables (IPv6):
+ *
+ *   PREROUTING, OUTPUT:   -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT
+ *   CNI-HOSTPORT-DNAT:    -p tcp -m comment --comment "dnat name: \"<net>\" id: \"<cid>\""
+ *                         -m multiport --dports 8080,8081 [conditions] -j CNI-DN-<hash>   (inserted first)
+ *   CNI-DN-<hash>:        -p tcp --dport 8080 [-d hostIP] -s <container cidr> -j CNI-HOSTPORT-SETMARK  (hairpin)
+ *                         -p tcp --dport 8080 [-d hostIP] -s 127.0.0.1 -j CNI-HOSTPORT-SETMARK        (localhost, v4)
+ *                         -p tcp --dport 8080 [-d hostIP] -j DNAT --to-destination <ip>:80
+ *   CNI-HOSTPORT-SETMARK: -m comment --comment "CNI portfwd masquerade mark" -j MARK --set-xmark 0x2000/0x2000
+ *   POSTROUTING:          -m comment --comment "CNI portfwd requiring masquerade" -j CNI-HOSTPORT-MASQ (first)
+ *   CNI-HOSTPORT-MASQ:    -m mark --mark 0x2000/0x2000 -j MASQUERADE
+ *
+ * CNI-DN-<hash> = "CNI-DN-" + sha512(network + containerID), 28 chars: the owner alone finds it,
+ * so DEL needs no addresses and no runtimeConfig. The shared chains are never removed (as in the
+ * reference). A chain CNI-SN-<hash> of old reference versions is removed too.
+ *
+ * Processes, per family: forward = 1 read (iptables-save -t nat) + 1 iptables-restore;
+ * unforward = 1 read + 1 write (no write when nothing is there), both families;
+ * check = 1 read per family of the container's addresses (not IPv6 without an IPv6 address,
+ * unlike the reference: plugins#819).
+ */
+import { run, CommandError } from '../exec/run';
+import { CniError, ErrCode } from '../skel/errors';
+import type { Family } from '../ip/cidr';
+import type { Owner } from './backend';
+import { assertPrintable, type BackendOptions, netfilterError, onPath } from './common';
+import { quoteRestoreWord } from './iptables';
+import { chainNameWithPrefix, iptablesComment } from './names';
+import { addrOpt, deleteLine, opt, parseSaveTable, type SavedRule, type SavedTable, targetOf } from './ipt-save';
+import { type ContainerAddr, containerAddrs, mappingsFor, type PortForwarder, type PortMapSpec } from './portmap';
+
+export const TOP_DNAT_CHAIN = 'CNI-HOSTPORT-DNAT';
+export const SETMARK_CHAIN = 'CNI-HOSTPORT-SETMARK';
+export const MASQ_CHAIN = 'CNI-HOSTPORT-MASQ';
+const SETMARK_COMMENT = 'CNI portfwd masquerade mark';
+const MASQ_COMMENT = 'CNI portfwd requiring masquerade';
+/** iptables' multiport match takes at most 15 ports. */
+const MULTIPORT_MAX = 15;
+
+export const dnatChainName = (network: string, containerID: string): string => chainNameWithPrefix(network, containerID, 'DN-');
+export const oldSnatChainName = (network: string, containerID: string): string => chainNameWithPrefix(network, containerID, 'SN-');
+/** `dnat name: "<net>" id: "<cid>"`, as the reference writes it. */
+export const dnatComment = (network: string, containerID: string): string => `dnat ${iptablesComment(network, containerID)}`;
+
+/** "0x2000/0x2000" for bit 13, as Go's %#x prints it. */
+export function markDef(bit: number): string {
+  const v = (2 ** bit).toString(16);
+  return `0x${v}/0x${v}`;
+}
+
+const q = quoteRestoreWord;
+const hostPortOf = (ip: ContainerAddr, port: number): string => (ip.family === 6 ? `[${ip.ip}]:${port}` : `${ip.ip}:${port}`);
+
+/** The per-container chain's rules, in order (pure). */
+export function dnatChainRules(spec: PortMapSpec, a: ContainerAddr): string[] {
+  const chain = dnatChainName(spec.network, spec.containerID);
+  const setMark = spec.externalSetMarkChain ?? SETMARK_CHAIN;
+  const lines: string[] = [];
+  for (const m of mappingsFor(spec.mappings, a.family)) {
+    const base = `-A ${chain} -p ${m.protocol} -m ${m.protocol} --dport ${m.hostPort}${m.dst ? ` -d ${m.dst}` : ''}`;
+    if (spec.snat) {
+      const masqCidr = spec.masqAll ? (a.family === 4 ? '0.0.0.0/0' : '::/0') : a.cidr;
+      lines.push(`${base} -s ${masqCidr} -j ${setMark}`);
+      if (a.family === 4 && !spec.masqAll) lines.push(`${base} -s 127.0.0.1 -j ${setMark}`);
+    }
+    lines.push(`${base} -j DNAT --to-destination ${hostPortOf(a, m.containerPort)}`);
+  }
+  return lines;
+}
+
+/** The CNI-HOSTPORT-DNAT rules that send the container's ports to its chain (pure). */
+export function entryRules(spec: PortMapSpec, a: ContainerAddr): string[] {
+  const chain = dnatChainName(spec.network, spec.containerID);
+  const comment = q(dnatComment(spec.network, spec.containerID));
+  const conds = (a.family === 4 ? spec.conditionsV4 : spec.conditionsV6) ?? [];
+  const byProto = new Map<string, number[]>();
+  for (const m of mappingsFor(spec.mappings, a.family)) {
+    const l = byProto.get(m.protocol) ?? [];
+    if (!l.includes(m.hostPort)) l.push(m.hostPort);
+    byProto.set(m.protocol, l);
+  }
+  const lines: string[] = [];
+  for (const proto of [...byProto.keys()].sort()) {
+    const ports = byProto.get(proto)!;
+    for (let i = 0; i < ports.length; i += MULTIPORT_MAX) {
+      const list = ports.slice(i, i + MULTIPORT_MAX).join(',');
+      const extra = conds.length ? ' ' + conds.map(q).join(' ') : '';
+      lines.push(`-I ${TOP_DNAT_CHAIN} 1 -p ${proto} -m comment --comment ${comment} -m multiport --dports ${list}${extra} -j ${chain}`);
+    }
+  }
+  return lines;
+}
+
+const isTopJump = (r: SavedRule, from: string): boolean => r.chain === from && targetOf(r) === TOP_DNAT_CHAIN && r.words.includes('LOCAL');
+
+/**
+ * The iptables-restore input that installs one family's mappings given the nat table as read
+ * (pure); undefined when the family has no mapping to install.
+ */
+export function iptForwardScript(spec: PortMapSpec, a: ContainerAddr, nat: SavedTable): string | undefined {
+  assertOwnerStrings(spec);
+  const rules = dnatChainRules(spec, a);
+  if (rules.length === 0) return undefined;
+  const chain = dnatChainName(spec.network, spec.containerID);
+  const lines: string[] = [];
+  const declare = (c: string): void => {
+    // Under --noflush, declaring an existing chain flushes it: only for chains not there yet.
+    if (!nat.chains.has(c)) lines.push(`:${c} - [0:0]`);
+  };
+  if (spec.snat && spec.externalSetMarkChain === undefined) {
+    const mark = markDef(spec.markMasqBit);
+    declare(SETMARK_CHAIN);
+    if (!nat.rules.some((r) => r.chain === SETMARK_CHAIN && targetOf(r) === 'MARK' && r.words.includes(mark))) {
+      lines.push(`-A ${SETMARK_CHAIN} -m comment --comment ${q(SETMARK_COMMENT)} -j MARK --set-xmark ${mark}`);
+    }
+    declare(MASQ_CHAIN);
+    if (!nat.rules.some((r) => r.chain === MASQ_CHAIN && targetOf(r) === 'MASQUERADE' && r.words.includes(mark))) {
+      lines.push(`-A ${MASQ_CHAIN} -m mark --mark ${mark} -j MASQUERADE`);
+    }
+    // First in POSTROUTING, or bridge/ptp masquerade rules would catch the packets before it.
+    if (!nat.rules.some((r) => r.chain === 'POSTROUTING' && targetOf(r) === MASQ_CHAIN)) {
+      lines.push(`-I POSTROUTING 1 -m comment --comment ${q(MASQ_COMMENT)} -j ${MASQ_CHAIN}`);
+    }
+  }
+  declare(TOP_DNAT_CHAIN);
+  for (const from of ['PREROUTING', 'OUTPUT']) {
+    if (!nat.rules.some((r) => isTopJump(r, from))) lines.push(`-A ${from} -m addrtype --dst-type LOCAL -j ${TOP_DNAT_CHAIN}`);
+  }
+  // The container's chain is written whole (declared, so emptied if it was there), and its
+  // entry rules replaced: a repeated ADD converges instead of piling up rules.
+  lines.push(`:${chain} - [0:0]`);
+  lines.push(...nat.rules.filter((r) => r.chain === TOP_DNAT_CHAIN && targetOf(r) === chain).map(deleteLine));
+  lines.push(...rules);
+  // Inserted at position 1 each, so insert in reverse to keep their order; the newest
+  // container claiming a port wins, as in the reference.
+  lines.push(...entryRules(spec, a).reverse());
+  return ['*nat', ...lines, 'COMMIT', ''].join('\n');
+}
+
+/** The iptables-restore input that removes the owner's chains and every jump to them (pure). */
+export function iptUnforwardScript(owner: Owner, nat: SavedTable): string | undefined {
+  const mine = [dnatChainName(owner.network, owner.containerID), oldSnatChainName(owner.network, owner.containerID)];
+  const lines = nat.rules.filter((r) => mine.includes(targetOf(r) ?? '') && !mine.includes(r.chain)).map(deleteLine);
+  for (const c of mine) if (nat.chains.has(c)) lines.push(`-F ${c}`, `-X ${c}`);
+  if (lines.length === 0) return undefined;
+  return ['*nat', ...lines, 'COMMIT', ''].join('\n');
+}
+
+/** What forward would have made for this address that is not in the table (pure). */
+export function iptPortsMissing(spec: PortMapSpec, a: ContainerAddr, nat: SavedTable): string[] {
+  const tool = a.family === 4 ? 'iptables' : 'ip6tables';
+  const want = mappingsFor(spec.mappings, a.family);
+  if (want.length === 0) return [];
+  const chain = dnatChainName(spec.network, spec.containerID);
+  if (!nat.chains.has(chain)) return [`${tool} nat chain ${chain} does not exist`];
+  const missing: string[] = [];
+  for (const from of ['PREROUTING', 'OUTPUT']) {
+    if (!nat.rules.some((r) => isTopJump(r, from))) missing.push(`${tool} ${from}: no jump to ${TOP_DNAT_CHAIN}`);
+  }
+  const entries = nat.rules.filter((r) => r.chain === TOP_DNAT_CHAIN && targetOf(r) === chain);
+  for (const m of want) {
+    const ports = (r: SavedRule): string[] => (opt(r.words, '--dports', '--destination-ports') ?? '').split(',');
+    if (!entries.some((r) => opt(r.words, '-p') === m.protocol && ports(r).includes(String(m.hostPort)))) {
+      missing.push(`${tool} ${TOP_DNAT_CHAIN}: no entry for ${m.protocol}/${m.hostPort} to ${chain}`);
+    }
+    const dnat = nat.rules.some(
+      (r) =>
+        r.chain === chain &&
+        targetOf(r) === 'DNAT' &&
+        opt(r.words, '-p') === m.protocol &&
+        opt(r.words, '--dport') === String(m.hostPort) &&
+        opt(r.words, '--to-destination') === hostPortOf(a, m.containerPort) &&
+        (m.dst === undefined || addrOpt(r, '-d')?.split('/')[0] === m.dst),
+    );
+    if (!dnat) missing.push(`${tool} ${chain}: no DNAT ${m.protocol}/${m.hostPort} → ${hostPortOf(a, m.containerPort)}`);
+  }
+  return missing;
+}
+
+function assertOwnerStrings(spec: PortMapSpec): void {
+  assertPrintable('network name', spec.network);
+  assertPrintable('container ID', spec.containerID);
+  for (const c of [...(spec.conditionsV4 ?? []), ...(spec.conditionsV6 ?? [])]) assertPrintable('condition', c);
+  if (spec.externalSetMarkChain !== undefined) assertPrintable('externalSetMarkChain', spec.externalSetMarkChain);
+}
+
+const TOOLS: Record<Family, { save: string; restore: string }> = {
+  4: { save: 'iptables-save', restore: 'iptables-restore' },
+  6: { save: 'ip6tables-save', restore: 'ip6tables-restore' },
+};
+
+export class IptablesPortForwarder implements PortForwarder {
+  readonly name = 'iptables' as const;
+  constructor(private readonly opts: BackendOptions = {}) {}
+
+  /** One read of a family's nat table; a table the kernel lacks reads as empty. */
+  async readNat(family: Family): Promise<SavedTable> {
+    const argv = [TOOLS[family].save, '-t', 'nat'];
+    const r = await run(argv, { netns: this.opts.netns, nothrow: true });
+    if (r.exitCode !== 0) {
+      if (/does not exist|can't initialize/i.test(r.stderr)) return parseSaveTable('', 'nat');
+      throw new CommandError(argv, r.exitCode, r.stderr, this.opts.netns);
+    }
+    return parseSaveTable(r.stdout, 'nat');
+  }
+
+  /** Read, build, apply; once more from a fresh read if a rule to delete vanished meanwhile. */
+  private async readThenApply(family: Family, build: (nat: SavedTable) => string | undefined): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      const script = build(await this.readNat(family));
+      if (script === undefined) return;
+      try {
+        await run([TOOLS[family].restore, '--noflush', '-w'], { netns: this.opts.netns, input: script });
+        return;
+      } catch (e) {
+        if (attempt === 0 && e instanceof CommandError && /No chain\/target\/match|Bad rule|does a matching rule exist/i.test(e.stderr)) continue;
+        throw e;
+      }
+    }
+  }
+
+  async forwardPorts(spec: PortMapSpec): Promise<void> {
+    try {
+      for (const a of containerAddrs(spec.addresses)) await this.readThenApply(a.family, (nat) => iptForwardScript(spec, a, nat));
+    } catch (e) {
+      throw netfilterError(`failed to set up port mappings (iptables) for ${spec.containerID}`, e);
+    }
+  }
+
+  async checkPorts(spec: PortMapSpec): Promise<void> {
+    const missing: string[] = [];
+    for (const a of containerAddrs(spec.addresses)) {
+      let nat: SavedTable;
+      try {
+        nat = await this.readNat(a.family);
+      } catch (e) {
+        throw netfilterError('failed to read iptables port mappings', e);
+      }
+      missing.push(...iptPortsMissing(spec, a, nat));
+    }
+    if (missing.length) throw new CniError(ErrCode.Internal, `port mappings (iptables) for ${spec.containerID} are incomplete: ${missing.join('; ')}`);
+  }
+
+  async unforwardPorts(owner: Owner): Promise<void> {
+    const errors: string[] = [];
+    for (const f of [4, 6] as const) {
+      if (!onPath(TOOLS[f].save)) continue;
+      try {
+        await this.readThenApply(f, (nat) => iptUnforwardScript(owner, nat));
+      } catch (e) {
+        errors.push(netfilterError(`failed to remove port mappings (${f === 4 ? 'iptables' : 'ip6tables'}) for ${owner.containerID}`, e).message);
+      }
+    }
+    if (errors.length) throw new CniError(ErrCode.Internal, errors.join('; '));
+  }
+}
