@@ -2,7 +2,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CniError } from '../../lib/skel/errors';
-import { assertReachableByDaemon, buildDnsmasqConf, cmdlineMatches, findDnsmasq, netPaths, startArgv } from './dnsmasq';
+import { unreachableAncestor, buildDnsmasqConf, cmdlineMatches, findDnsmasq, netPaths, startArgv } from './dnsmasq';
 
 const paths = netPaths('/run/containers/cni/dnsname', 'podman1');
 
@@ -47,7 +47,7 @@ describe('dnsmasq files and argv', () => {
   });
 });
 
-describe('findDnsmasq / assertReachableByDaemon', () => {
+describe('findDnsmasq / unreachableAncestor', () => {
   let dir: string;
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'dnsname-unit-'));
@@ -75,13 +75,19 @@ describe('findDnsmasq / assertReachableByDaemon', () => {
     expect(findDnsmasq(undefined, `/nonexistent:${dir}`)).toBe(bin);
   });
 
-  test('a runDir below a directory others cannot enter is refused with the directory named', () => {
+  test('unreachableAncestor names the nearest directory others cannot enter; missing ones do not count', () => {
     const inner = join(dir, 'a', 'b');
     mkdirSync(inner, { recursive: true });
     chmodSync(dir, 0o755);
     chmodSync(join(dir, 'a'), 0o700);
-    expect(() => assertReachableByDaemon(join(inner, 'not-yet'))).toThrow(new RegExp(`${join(dir, 'a')} has mode 0700`));
+    expect(unreachableAncestor(join(inner, 'not-yet'))).toBe(join(dir, 'a'));
     chmodSync(join(dir, 'a'), 0o755);
-    expect(() => assertReachableByDaemon(join(inner, 'not-yet'))).not.toThrow();
+    expect(unreachableAncestor(join(inner, 'not-yet'))).toBeUndefined();
+  });
+
+  test('config: user=root only when the files are out of reach of the unprivileged user', () => {
+    const conf = (runAsRoot?: string) => buildDnsmasqConf({ network: 'n', domain: 'd', listen: ['10.0.0.1'], paths, runAsRoot });
+    expect(conf()).not.toMatch(/^user=/m);
+    expect(conf('/run/containers')).toMatch(/^user=root$/m);
   });
 });

@@ -18,7 +18,6 @@ import { Rollback, failpoint } from '../../lib/rollback';
 import { containerNames, loadNetConf, type DnsnameConf } from './config';
 import {
   type NetPaths,
-  assertReachableByDaemon,
   buildDnsmasqConf,
   findDnsmasq,
   livePid,
@@ -27,6 +26,7 @@ import {
   sameNetnsAsSelf,
   startDnsmasq,
   stopDnsmasq,
+  unreachableAncestor,
 } from './dnsmasq';
 import { type HostsLine, type Owner, attachmentCount, entriesOf, formatHosts, hostnamesFor, parseHosts, removeEntries, setEntries } from './hosts';
 
@@ -98,7 +98,6 @@ export async function cmdAdd(args: CmdArgs): Promise<Result> {
     throw new CniError(ErrCode.InvalidConfig, 'prevResult has no gateway for dnsmasq to listen on', 'the bridge must be the gateway (isGateway: true)');
   }
   const bin = findDnsmasq(conf.dnsmasqPath);
-  assertReachableByDaemon(conf.runDir);
   const paths = netPaths(conf.runDir, conf.name);
   try {
     mkdirSync(paths.dir, { recursive: true, mode: 0o755 });
@@ -112,7 +111,8 @@ export async function cmdAdd(args: CmdArgs): Promise<Result> {
     const undo = new Rollback();
     try {
       const oldConf = readText(paths.conf);
-      const newConf = buildDnsmasqConf({ network: conf.name, domain: conf.domainName, listen: gateways, paths });
+      const runAsRoot = unreachableAncestor(paths.dir);
+      const newConf = buildDnsmasqConf({ network: conf.name, domain: conf.domainName, listen: gateways, paths, runAsRoot });
       const oldHosts = readText(paths.hosts);
       const lines = setEntries(parseHosts(oldHosts), owner, ips, names);
       writeAtomic(paths.hosts, formatHosts(lines));
