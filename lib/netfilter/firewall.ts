@@ -1,0 +1,64 @@
+/**
+ * The firewall plugin's rules behind one interface: per-container forward accepts plus Docker
+ * style bridge isolation, implemented by firewall-iptables.ts (the reference's layout) and
+ * firewall-nftables.ts (a table of ours with the same semantics). Teardown runs on every
+ * installed backend.
+ */
+import { asCniError, CniError, ErrCode } from '../skel/errors';
+import type { BackendName, Owner } from './backend';
+import type { BackendOptions } from './common';
+import { availableBackends } from './select';
+import { IptablesFirewall } from './firewall-iptables';
+import { NftablesFirewall } from './firewall-nftables';
+
+/**
+ * open: no isolation. same-bridge: traffic entering from one bridge may not leave through
+ * another (Docker's inter-network isolation). isolated: not even back out of the same bridge
+ * (Docker's enable_icc=false).
+ */
+export type IngressPolicy = 'open' | 'same-bridge' | 'isolated';
+
+export interface FirewallSpec extends Owner {
+  /** The container's addresses ("10.1.0.5/24"); each gets its forward accepts. */
+  addresses: string[];
+  policy: IngressPolicy;
+  /** The bridge the policy applies to (prevResult.interfaces[0]); required unless open. */
+  bridge?: string;
+  /** iptables: the chain the admin fills, jumped to first from CNI-FORWARD (default CNI-ADMIN). */
+  adminChain: string;
+}
+
+export interface FirewallBackend {
+  readonly name: BackendName;
+  setupFirewall(spec: FirewallSpec): Promise<void>;
+  /** Throws a CniError naming what is missing. */
+  checkFirewall(spec: FirewallSpec): Promise<void>;
+  /**
+   * Removes the owner's per-container rules (addresses may be empty: the owner finds them).
+   * Shared chains and per-bridge isolation rules stay, as in the reference: other containers
+   * may still be on that bridge, and removing them would race a concurrent ADD.
+   */
+  teardownFirewall(spec: FirewallSpec): Promise<void>;
+}
+
+export function makeFirewall(name: BackendName, opts: BackendOptions = {}): FirewallBackend {
+  return name === 'nftables' ? new NftablesFirewall(opts) : new IptablesFirewall(opts);
+}
+
+/** Tears down on every installed backend; failures are joined after all have run. */
+export async function teardownFirewallAll(spec: FirewallSpec, available = availableBackends(), opts: BackendOptions = {}): Promise<void> {
+  const errors: CniError[] = [];
+  for (const name of ['iptables', 'nftables'] as const) {
+    if (!available[name]) continue;
+    try {
+      await makeFirewall(name, opts).teardownFirewall(spec);
+    } catch (e) {
+      errors.push(asCniError(e));
+    }
+  }
+  if (errors.length === 1) throw errors[0]!;
+  if (errors.length > 1) {
+    const code = errors.every((e) => e.code === errors[0]!.code) ? errors[0]!.code : ErrCode.Internal;
+    throw new CniError(code, `firewall teardown failed on ${errors.length} backends: ${errors.map((e) => e.message).join('; ')}`);
+  }
+}
