@@ -216,25 +216,11 @@ maybe(`portmap [${IMPL}: ${PLUGIN_DIR}]`, () => {
 
   const haveReference = existsSync(`${REFERENCE_DIR}/portmap`) && IMPL === 'ours';
   (haveReference ? describe : describe.skip)('interop with the reference (iptables layout)', () => {
-    async function runWith(dir: string, cmd: 'ADD' | 'DEL', n: TestNet, cid: string, ctr: Netns, prev: Json, pm: Json[]): Promise<Json> {
-      const r = await runPlugin({
-        plugin: 'portmap',
-        command: cmd,
-        host,
-        config: { type: 'portmap', cniVersion: '1.0.0', name: n.list.name, runtimeConfig: { portMappings: pm }, prevResult: prev },
-        containerId: cid,
-        netns: ctr.path,
-        ifname: 'eth0',
-        env: { CNI_TS_PLUGIN_DIR_OVERRIDE: dir },
-      });
-      return r;
-    }
-    // runPlugin resolves the binary from PLUGIN_DIR; for the reference run it through nsenter directly.
+    // runPlugin resolves binaries from PLUGIN_DIR (ours); the reference runs through nsenter directly.
     async function reference(cmd: 'ADD' | 'DEL', n: TestNet, cid: string, ctr: Netns, prev: Json, pm: Json[]): Promise<void> {
       const stdin = JSON.stringify({ type: 'portmap', cniVersion: '1.0.0', name: n.list.name, runtimeConfig: { portMappings: pm }, prevResult: prev });
       await execOk(inNetns(host.path, ['env', `CNI_COMMAND=${cmd}`, `CNI_CONTAINERID=${cid}`, `CNI_NETNS=${ctr.path}`, 'CNI_IFNAME=eth0', `CNI_PATH=${REFERENCE_DIR}`, `${REFERENCE_DIR}/portmap`]), { stdin });
     }
-    void runWith;
 
     test('reference ADD → our DEL leaves nothing; our ADD (iptables) → reference DEL leaves nothing', async () => {
       const n = makeNet('1.0.0', undefined);
