@@ -1,3 +1,5 @@
+import { CniError, ErrCode } from './skel/errors';
+
 /**
  * Undo steps pushed right after each side effect of an ADD; run in reverse if the ADD fails.
  * Undo failures go to stderr and never replace the error that caused the rollback.
@@ -28,6 +30,42 @@ export class Rollback {
     }
     this.steps = [];
   }
+}
+
+/**
+ * Runs the body of an ADD with a Rollback: the undo steps it pushes run, newest first, if it
+ * throws (and the error is rethrown), and are dropped if it returns.
+ */
+export async function withRollback<T>(body: (undo: Rollback) => Promise<T>): Promise<T> {
+  const undo = new Rollback();
+  try {
+    const out = await body(undo);
+    undo.commit();
+    return out;
+  } catch (e) {
+    await undo.run();
+    throw e;
+  }
+}
+
+/** One step of a DEL: what it does, and the step; `false` leaves it out. */
+export type DelStep = [what: string, fn: () => Promise<unknown>] | false | undefined;
+
+/**
+ * Runs every step of a DEL in order even when some fail (DEL is best-effort), then throws one
+ * error naming every failure: `<plugin> DEL: IPAM DEL: …; delete eth0: …`.
+ */
+export async function bestEffort(plugin: string, steps: DelStep[]): Promise<void> {
+  const errors: string[] = [];
+  for (const step of steps) {
+    if (!step) continue;
+    try {
+      await step[1]();
+    } catch (e) {
+      errors.push(`${step[0]}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  if (errors.length) throw new CniError(ErrCode.Internal, `${plugin} DEL: ${errors.join('; ')}`);
 }
 
 /** Test hook: throws when CNI_TS_FAILPOINT names this point, to prove rollback leaves nothing behind. */

@@ -1,4 +1,5 @@
-import { containerAddBatch, hostAddBatch, routeVia } from './batch';
+import { containerAddBatch, hostAddBatch } from './batch';
+import { routeVia } from '../../lib/iproute/iface';
 
 describe('hostAddBatch', () => {
   const base = {
@@ -50,8 +51,8 @@ describe('containerAddBatch', () => {
         ifName: 'eth0',
         addresses: ['10.22.0.5/16', 'fd00::5/64'],
         routes: [{ dst: '0.0.0.0/0' }, { dst: '::/0' }, { dst: '192.168.0.0/24', gw: '10.22.0.254' }],
-        gateway4: '10.22.0.1',
-        gateway6: 'fd00::1',
+        gw4: '10.22.0.1',
+        gw6: 'fd00::1',
         enableDad: false,
       }),
     ).toEqual([

@@ -2,7 +2,7 @@
  * Pure builders of the `ip -batch` lines bridge runs. One batch in the host netns, one in the
  * container netns; each ends with the `show` lines whose JSON the plugin reads back.
  */
-import type { Route } from '../../lib/types/result';
+import { addressLines, type AddressPlan } from '../../lib/iproute/iface';
 
 export interface HostPlan {
   bridge: string;
@@ -55,31 +55,7 @@ export function hostAddBatch(p: HostPlan): HostBatch {
   return { lines, bridgeAdd, vethAdd, gatewayAdds, shows };
 }
 
-export interface ContainerPlan {
-  ifName: string;
-  addresses: string[];
-  routes: Route[];
-  /** The gateway to use for a route without one, per family. */
-  gateway4?: string;
-  gateway6?: string;
-  enableDad: boolean;
-}
-
-/** Resolves the next hop of a route as the reference does: its own gw, else its family's gateway. */
-export function routeVia(r: Route, gw4?: string, gw6?: string): string | undefined {
-  if (r.gw) return r.gw;
-  return r.dst.includes(':') ? gw6 : gw4;
-}
-
-export function containerAddBatch(p: ContainerPlan): string[] {
-  const lines: string[] = [];
-  for (const a of p.addresses) lines.push(`addr add ${a} dev ${p.ifName}${a.includes(':') && !p.enableDad ? ' nodad' : ''}`);
-  lines.push(`link set dev ${p.ifName} up`);
-  for (const r of p.routes) {
-    const via = routeVia(r, p.gateway4, p.gateway6);
-    const extra = `${r.mtu ? ` mtu ${r.mtu}` : ''}${r.advmss ? ` advmss ${r.advmss}` : ''}${r.priority ? ` metric ${r.priority}` : ''}${r.table ? ` table ${r.table}` : ''}`;
-    lines.push(`route add ${r.dst}${via ? ` via ${via}` : ''} dev ${p.ifName}${extra}`);
-  }
-  lines.push(`link show dev ${p.ifName}`);
-  return lines;
+/** The container's batch: addresses, up, routes (lib/iproute/iface.ts), then read it back. */
+export function containerAddBatch(p: AddressPlan): string[] {
+  return [...addressLines(p), `link show dev ${p.ifName}`];
 }

@@ -18,12 +18,13 @@ import { ipBatch, type BatchOutcome } from '../../lib/iproute/ip';
 import type { IpAddr, IpLink, IpRoute } from '../../lib/iproute/json-types';
 import { netnsExists } from '../../lib/iproute/netns';
 import { ipamAdd, ipamExec } from '../../lib/ipam/exec';
-import { Rollback, failpoint } from '../../lib/rollback';
+import { bestEffort, failpoint, withRollback, type Rollback } from '../../lib/rollback';
+import { CHECK_LINES, delLinkInNetns, verifyInterface } from '../../lib/iproute/iface';
 import { parseCidr, networkAddr, nextIP, formatIP, canonicalIP } from '../../lib/ip/cidr';
 import { selectBackend, teardownMasqAll } from '../../lib/netfilter/select';
 import type { MasqSpec } from '../../lib/netfilter/backend';
 import { loadNetConf, type BridgeConf } from './config';
-import { containerAddBatch, hostAddBatch, routeVia } from './batch';
+import { containerAddBatch, hostAddBatch } from './batch';
 
 const randomHex = (bytes: number): string => randomBytes(bytes).toString('hex');
 
@@ -153,8 +154,7 @@ export async function cmdAdd(args: CmdArgs): Promise<Result> {
   if (!netnsExists(args.netns)) {
     throw new CniError(ErrCode.InvalidNetNS, `failed to open netns "${args.netns}": no such file or directory`);
   }
-  const undo = new Rollback();
-  try {
+  return withRollback(async (undo) => {
     // 1. Addresses first: if the IPAM fails, nothing else has been touched.
     let result: Result = { cniVersion: conf.cniVersion, ips: [], routes: [] };
     if (conf.hasIpam) {
@@ -175,7 +175,7 @@ export async function cmdAdd(args: CmdArgs): Promise<Result> {
     const ips = result.ips ?? [];
     const routes: Route[] = result.routes ?? [];
     const cont = await ipBatch(
-      containerAddBatch({ ifName: args.ifName, addresses: ips.map((i) => i.address), routes, gateway4: gws.gw4, gateway6: gws.gw6, enableDad: conf.enableDad }),
+      containerAddBatch({ ifName: args.ifName, addresses: ips.map((i) => i.address), routes, gw4: gws.gw4, gw6: gws.gw6, enableDad: conf.enableDad }),
       { netns: args.netns },
     ).catch((e) => {
       throw wrapError(`failed to configure ${args.ifName} in ${args.netns}`, e);
@@ -203,12 +203,8 @@ export async function cmdAdd(args: CmdArgs): Promise<Result> {
       dns: conf.dns && Object.keys(conf.dns).length ? (conf.dns as Result['dns']) : result.dns ?? {},
     };
     if (conf.mtu) for (const i of out.interfaces!) i.mtu = conf.mtu;
-    undo.commit();
     return out;
-  } catch (e) {
-    await undo.run();
-    throw e;
-  }
+  });
 }
 
 /**
@@ -218,34 +214,12 @@ export async function cmdAdd(args: CmdArgs): Promise<Result> {
  */
 export async function cmdDel(args: CmdArgs): Promise<void> {
   const conf = loadNetConf(args);
-  const errors: string[] = [];
-  const step = async (what: string, fn: () => Promise<unknown>): Promise<void> => {
-    try {
-      await fn();
-    } catch (e) {
-      errors.push(`${what}: ${(e as Error).message}`);
-    }
-  };
-  if (conf.hasIpam) await step('IPAM DEL', () => ipamExec('DEL', args));
-  if (args.netns && netnsExists(args.netns)) {
-    // Deleting the container end removes the host end with it.
-    await step(`delete ${args.ifName}`, async () => {
-      const out = await ipBatch([`link del dev ${args.ifName}`], { netns: args.netns, force: true });
-      const real = out.errors.filter((e) => !/Cannot find device|does not exist/.test(e.message));
-      if (real.length) throw new Error(real[0]!.message);
-    });
-  }
-  if (conf.ipMasq) {
-    const ips = (args.prevResult?.ips ?? []).filter((i) => i.interface === undefined || args.prevResult?.interfaces?.[i.interface]?.sandbox);
-    await step('remove masquerade rules', () => teardownMasqAll(masqSpec(conf, args, ips)));
-  }
-  if (errors.length) throw new CniError(ErrCode.Internal, `bridge DEL: ${errors.join('; ')}`);
-}
-
-function normRouteDst(r: IpRoute): string {
-  if (r.dst !== 'default') return r.dst.includes('/') ? r.dst : `${r.dst}/${r.dst.includes(':') ? 128 : 32}`;
-  const v6 = (r.gateway ?? '').includes(':') || 'pref' in r;
-  return v6 ? '::/0' : '0.0.0.0/0';
+  const ips = (args.prevResult?.ips ?? []).filter((i) => i.interface === undefined || args.prevResult?.interfaces?.[i.interface]?.sandbox);
+  await bestEffort('bridge', [
+    conf.hasIpam && ['IPAM DEL', () => ipamExec('DEL', args)],
+    ['delete the container interface', () => delLinkInNetns(args.netns, args.ifName)],
+    conf.ipMasq && ['remove masquerade rules', () => teardownMasqAll(masqSpec(conf, args, ips))],
+  ]);
 }
 
 /** CHECK: the interface, its addresses and routes, the host veth on the bridge, lease, NAT rules. */
@@ -257,30 +231,11 @@ export async function cmdCheck(args: CmdArgs): Promise<void> {
   const ifaces = prev.interfaces ?? [];
   const contIdx = ifaces.findIndex((i) => i.name === args.ifName && i.sandbox);
   if (contIdx < 0) throw new CniError(ErrCode.Internal, `prevResult lists no interface ${args.ifName} in a sandbox`);
-  const want = ifaces[contIdx]!;
 
-  const cont = await ipBatch([`addr show dev ${args.ifName}`, 'route show table all'], { netns: args.netns, force: true });
-  const link = (cont.shows[0] as IpAddr[] | undefined)?.[0];
-  if (!link) throw new CniError(ErrCode.Internal, `interface ${args.ifName} not found in ${args.netns}`);
-  if (want.mac && link.address?.toLowerCase() !== want.mac.toLowerCase()) {
-    throw new CniError(ErrCode.Internal, `interface ${args.ifName} has MAC ${link.address}, expected ${want.mac}`);
-  }
-  const have = new Set(link.addr_info.map((a) => `${canonicalIP(a.local)}/${a.prefixlen}`));
+  const cont = await ipBatch(CHECK_LINES(args.ifName), { netns: args.netns, force: true });
+  const [links, routes] = cont.shows as [IpAddr[] | undefined, IpRoute[] | undefined];
+  verifyInterface(prev, contIdx, args.ifName, links?.[0], routes ?? []);
   const ips = (prev.ips ?? []).filter((i) => i.interface === contIdx);
-  for (const ip of ips) {
-    const c = parseCidr(ip.address);
-    if (!c || !have.has(`${formatIP(c.ip)}/${c.prefix}`)) throw new CniError(ErrCode.Internal, `address ${ip.address} not found on ${args.ifName}`);
-  }
-  const gw4 = ips.find((i) => !i.address.includes(':'))?.gateway;
-  const gw6 = ips.find((i) => i.address.includes(':'))?.gateway;
-  const routes = (cont.shows[1] as IpRoute[] | undefined) ?? [];
-  for (const r of prev.routes ?? []) {
-    const via = routeVia(r, gw4, gw6);
-    const dst = parseCidr(r.dst);
-    const dstText = dst ? `${formatIP(networkAddr(dst))}/${dst.prefix}` : r.dst;
-    const found = routes.some((k) => k.dev === args.ifName && normRouteDst(k) === dstText && (!via || canonicalIP(k.gateway ?? '') === canonicalIP(via)));
-    if (!found) throw new CniError(ErrCode.Internal, `route to ${r.dst}${via ? ` via ${via}` : ''} not found on ${args.ifName}`);
-  }
 
   const hostVeth = ifaces.find((i, n) => n !== contIdx && !i.sandbox && i.name !== conf.bridge);
   const host = await ipBatch([`link show dev ${conf.bridge}`, ...(hostVeth ? [`link show dev ${hostVeth.name}`] : [])], { force: true, details: true });

@@ -1,4 +1,5 @@
-import { checkBatch, containerBatch, createBatch, routeVia } from './batch';
+import { checkBatch, containerBatch, createBatch } from './batch';
+import { routeVia } from '../../lib/iproute/iface';
 
 describe('macvlan batch builders', () => {
   test('create in the host netns: read the master, then add straight into the container netns', () => {
@@ -20,8 +21,8 @@ describe('macvlan batch builders', () => {
       ifName: 'eth0',
       addresses: ['10.1.0.5/24', 'fd00::5/64'],
       routes: [{ dst: '0.0.0.0/0' }, { dst: '::/0' }, { dst: '192.168.0.0/16', gw: '10.1.0.254', priority: 5 }],
-      gateway4: '10.1.0.1',
-      gateway6: 'fd00::1',
+      gw4: '10.1.0.1',
+      gw6: 'fd00::1',
     });
     expect(lines).toEqual([
       'link set dev tmp0 name eth0',

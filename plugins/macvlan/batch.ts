@@ -3,7 +3,7 @@
  * netns, or the container's with linkInContainer) that reads the master and creates the link,
  * one in the container that names, addresses and raises it and reads it back.
  */
-import type { Route } from '../../lib/types/result';
+import { addressLines, CHECK_LINES, type AddressPlan } from '../../lib/iproute/iface';
 import type { MacvlanMode } from './config';
 
 /** Lines that find the default-route interface, v4 first (the reference takes the first default route). */
@@ -35,34 +35,13 @@ export function createBatch(p: CreatePlan): string[] {
   return [`link show dev ${p.master}`, `link add link ${p.master} name ${p.tmpName}${opts} type macvlan mode ${p.mode}${bc}`];
 }
 
-export interface ContainerPlan {
+export interface ContainerPlan extends AddressPlan {
   tmpName: string;
-  ifName: string;
-  addresses: string[];
-  routes: Route[];
-  gateway4?: string;
-  gateway6?: string;
 }
 
-/** The next hop of a route as the reference's ipam.ConfigureIface picks it: its own gw, else its family's gateway. */
-export function routeVia(r: Route, gw4?: string, gw6?: string): string | undefined {
-  if (r.gw) return r.gw;
-  return r.dst.includes(':') ? gw6 : gw4;
-}
-
-/** Rename, addresses, up, routes, then `link show` (the last line) for the MAC. Run without -force. */
+/** Rename, then addresses, up, routes (lib/iproute/iface.ts), then `link show` (the last line) for the MAC. */
 export function containerBatch(p: ContainerPlan): string[] {
-  const lines = [`link set dev ${p.tmpName} name ${p.ifName}`];
-  // nodad: the address is usable at once (the reference waits for DAD to settle instead).
-  for (const a of p.addresses) lines.push(`addr add ${a} dev ${p.ifName}${a.includes(':') ? ' nodad' : ''}`);
-  lines.push(`link set dev ${p.ifName} up`);
-  for (const r of p.routes) {
-    const via = routeVia(r, p.gateway4, p.gateway6);
-    const extra = `${r.mtu ? ` mtu ${r.mtu}` : ''}${r.advmss ? ` advmss ${r.advmss}` : ''}${r.priority ? ` metric ${r.priority}` : ''}${r.table ? ` table ${r.table}` : ''}`;
-    lines.push(`route add ${r.dst}${via ? ` via ${via}` : ''} dev ${p.ifName}${extra}`);
-  }
-  lines.push(`link show dev ${p.ifName}`);
-  return lines;
+  return [`link set dev ${p.tmpName} name ${p.ifName}`, ...addressLines(p), `link show dev ${p.ifName}`];
 }
 
 /**
@@ -71,5 +50,5 @@ export function containerBatch(p: ContainerPlan): string[] {
  * every route of both families, and the master when it lives there.
  */
 export function checkBatch(ifName: string, master?: string): string[] {
-  return [`addr show dev ${ifName}`, 'route show table all', ...(master ? [`link show dev ${master}`] : [])];
+  return [...CHECK_LINES(ifName), ...(master ? [`link show dev ${master}`] : [])];
 }

@@ -19,10 +19,10 @@ import type { IpAddr, IpLink, IpRoute } from '../../lib/iproute/json-types';
 import { netnsExists } from '../../lib/iproute/netns';
 import { ipamAdd, ipamExec } from '../../lib/ipam/exec';
 import { netnsSysctl } from '../../lib/sysctl/netns';
-import { Rollback, failpoint } from '../../lib/rollback';
-import { canonicalIP, formatIP, networkAddr, parseCidr } from '../../lib/ip/cidr';
+import { bestEffort, failpoint, withRollback } from '../../lib/rollback';
+import { delLinkInNetns, gatewaysOf, verifyInterface } from '../../lib/iproute/iface';
 import { loadNetConf, type MacvlanConf } from './config';
-import { DEFAULT_ROUTE_LINES, checkBatch, containerBatch, createBatch, routeVia } from './batch';
+import { DEFAULT_ROUTE_LINES, checkBatch, containerBatch, createBatch } from './batch';
 
 /** The shows of a -force batch aligned with its lines: a failed line has no output, so undefined. */
 function alignShows(lineCount: number, out: BatchOutcome): unknown[] {
@@ -83,13 +83,6 @@ async function deleteCreated(args: CmdArgs, tmpName: string): Promise<void> {
   if (byName.errors.length) throw new Error(byName.errors[0]!.message);
 }
 
-function gateways(ips: IPConfig[]): { gw4?: string; gw6?: string } {
-  return {
-    gw4: ips.find((i) => !i.address.includes(':') && i.gateway)?.gateway,
-    gw6: ips.find((i) => i.address.includes(':') && i.gateway)?.gateway,
-  };
-}
-
 export async function cmdAdd(args: CmdArgs): Promise<Result> {
   const conf = loadNetConf(args);
   if (!netnsExists(args.netns)) {
@@ -97,8 +90,7 @@ export async function cmdAdd(args: CmdArgs): Promise<Result> {
   }
   const master = await resolveMaster(conf, args);
   const tmpName = `veth${randomBytes(4).toString('hex')}`;
-  const undo = new Rollback();
-  try {
+  return withRollback(async (undo) => {
     // 1. The link, in the container netns under its temporary name (validates master and mtu).
     await createMacvlan(conf, args, master, tmpName);
     undo.push(`delete macvlan ${args.ifName} in ${args.netns}`, () => deleteCreated(args, tmpName));
@@ -125,10 +117,10 @@ export async function cmdAdd(args: CmdArgs): Promise<Result> {
     }
     const ips: IPConfig[] = (ipam?.ips ?? []).map((i) => ({ ...i, interface: 0 }));
     const routes: Route[] = ipam?.routes ?? [];
-    const { gw4, gw6 } = gateways(ips);
+    const { gw4, gw6 } = gatewaysOf(ips);
 
     // 3. The container side in one batch.
-    const lines = containerBatch({ tmpName, ifName: args.ifName, addresses: ips.map((i) => i.address), routes, gateway4: gw4, gateway6: gw6 });
+    const lines = containerBatch({ tmpName, ifName: args.ifName, addresses: ips.map((i) => i.address), routes, gw4, gw6 });
     const cont = await ipBatch(lines, { netns: args.netns }).catch((e: Error) => {
       if (e.message.includes(`name ${args.ifName}`) && /File exists/.test(e.message)) {
         throw new CniError(ErrCode.InterfaceExists, `failed to rename macvlan to "${args.ifName}": an interface with that name already exists in ${args.netns}`);
@@ -146,12 +138,8 @@ export async function cmdAdd(args: CmdArgs): Promise<Result> {
       out.routes = routes;
     }
     out.dns = conf.dns && Object.keys(conf.dns).length ? (conf.dns as Result['dns']) : ipam?.dns ?? {};
-    undo.commit();
     return out;
-  } catch (e) {
-    await undo.run();
-    throw e;
-  }
+  });
 }
 
 /**
@@ -160,26 +148,10 @@ export async function cmdAdd(args: CmdArgs): Promise<Result> {
  */
 export async function cmdDel(args: CmdArgs): Promise<void> {
   const conf = loadNetConf(args);
-  const errors: string[] = [];
-  if (conf.hasIpam) {
-    try {
-      await ipamExec('DEL', args);
-    } catch (e) {
-      errors.push(`IPAM DEL: ${(e as Error).message}`);
-    }
-  }
-  if (args.netns && netnsExists(args.netns)) {
-    const out = await ipBatch([`link del dev ${args.ifName}`], { netns: args.netns, force: true }).catch((e: Error) => ({ shows: [], errors: [{ line: 0, message: e.message }] }));
-    const real = out.errors.filter((e) => !/Cannot find device|does not exist|No such device/.test(e.message));
-    if (real.length) errors.push(`delete ${args.ifName}: ${real[0]!.message}`);
-  }
-  if (errors.length) throw new CniError(ErrCode.Internal, `macvlan DEL: ${errors.join('; ')}`);
-}
-
-function routeDst(r: IpRoute): string {
-  if (r.dst !== 'default') return r.dst.includes('/') ? r.dst : `${r.dst}/${r.dst.includes(':') ? 128 : 32}`;
-  // ip -json marks v6 routes with "pref"; a v6 default may have no gateway to tell by.
-  return (r.gateway ?? '').includes(':') || 'pref' in r ? '::/0' : '0.0.0.0/0';
+  await bestEffort('macvlan', [
+    conf.hasIpam && ['IPAM DEL', () => ipamExec('DEL', args)],
+    ['delete the container interface', () => delLinkInNetns(args.netns, args.ifName)],
+  ]);
 }
 
 function fail(msg: string): never {
@@ -194,7 +166,6 @@ export async function cmdCheck(args: CmdArgs): Promise<void> {
   if (conf.hasIpam) await ipamExec('CHECK', args);
   const idx = (prev.interfaces ?? []).findIndex((i) => i.name === args.ifName && i.sandbox === args.netns);
   if (idx < 0) fail(`sandbox in prevResult doesn't match configured netns: no interface ${args.ifName} in ${args.netns}`);
-  const want = prev.interfaces![idx]!;
   const master = await resolveMaster(conf, args);
 
   const lines = checkBatch(args.ifName, conf.linkInContainer ? master : undefined);
@@ -211,26 +182,12 @@ export async function cmdCheck(args: CmdArgs): Promise<void> {
   if (link.linkinfo?.info_kind !== 'macvlan') fail(`container interface ${args.ifName} not of type macvlan`);
   const mode = link.linkinfo.info_data?.mode;
   if (mode !== conf.mode) fail(`container macvlan mode ${String(mode)} does not match expected value: ${conf.mode}`);
-  if (want.mac && link.address?.toLowerCase() !== want.mac.toLowerCase()) fail(`interface ${args.ifName} Mac ${want.mac} doesn't match container Mac: ${link.address}`);
   // The lower device: same ifindex as the master (seen from the container through link_netnsid).
   // The lower device: in another netns ip shows its ifindex (link_index), in the same one its name.
   const lowerOk = link.link_index !== undefined ? link.link_index === masterLink.ifindex : link.link === undefined || link.link === master;
   if (!lowerOk) fail(`container interface ${args.ifName} is not a macvlan of ${master}`);
 
-  const have = new Set((link.addr_info ?? []).map((a) => `${canonicalIP(a.local)}/${a.prefixlen}`));
-  const ips = (prev.ips ?? []).filter((i) => i.interface === undefined || i.interface === idx);
-  for (const ip of ips) {
-    const c = parseCidr(ip.address);
-    if (!c || !have.has(`${formatIP(c.ip)}/${c.prefix}`)) fail(`address ${ip.address} not found on ${args.ifName}`);
-  }
-  const { gw4, gw6 } = gateways(ips);
-  for (const r of prev.routes ?? []) {
-    const via = routeVia(r, gw4, gw6);
-    const dst = parseCidr(r.dst);
-    const dstText = dst ? `${formatIP(networkAddr(dst))}/${dst.prefix}` : r.dst;
-    const found = (routes ?? []).some((k) => k.dev === args.ifName && routeDst(k) === dstText && (!via || canonicalIP(k.gateway ?? '') === canonicalIP(via)));
-    if (!found) fail(`route to ${r.dst}${via ? ` via ${via}` : ''} not found on ${args.ifName}`);
-  }
+  verifyInterface(prev, idx, args.ifName, link, routes ?? []);
 }
 
 /** GC and STATUS concern the addresses: forwarded to the IPAM. */
