@@ -14,7 +14,7 @@ import type { CmdArgs } from '../../lib/skel/dispatch';
 import { CniError, ErrCode, wrapError } from '../../lib/skel/errors';
 import type { Result } from '../../lib/types/result';
 import { withLock } from '../../lib/lock/flock';
-import { Rollback, failpoint } from '../../lib/rollback';
+import { failpoint, withRollback } from '../../lib/rollback';
 import { containerNames, loadNetConf, type DnsnameConf } from './config';
 import {
   type NetPaths,
@@ -108,8 +108,7 @@ export async function cmdAdd(args: CmdArgs): Promise<Result> {
   const names = hostnamesFor(name, aliases, conf.domainName);
 
   await withLock(paths.lock, async () => {
-    const undo = new Rollback();
-    try {
+    await withRollback(async (undo) => {
       const oldConf = readText(paths.conf);
       const runAsRoot = unreachableAncestor(paths.dir);
       const newConf = buildDnsmasqConf({ network: conf.name, domain: conf.domainName, listen: gateways, paths, runAsRoot });
@@ -140,11 +139,7 @@ export async function cmdAdd(args: CmdArgs): Promise<Result> {
         if (attachmentCount(parseHosts(oldHosts)) === 0) undo.push('stop dnsmasq', () => retire(paths));
       }
       failpoint('dnsname-after-server');
-      undo.commit();
-    } catch (e) {
-      await undo.run();
-      throw e;
-    }
+    });
   });
 
   // The runtime writes these into the container's resolv.conf: our server first, our domain first.

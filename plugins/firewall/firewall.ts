@@ -13,7 +13,6 @@ import { CniError, ErrCode } from '../../lib/skel/errors';
 import type { Result } from '../../lib/types/result';
 import { availableBackends, selectBackend } from '../../lib/netfilter/select';
 import { type FirewallSpec, makeFirewall, teardownFirewallAll } from '../../lib/netfilter/firewall';
-import { Rollback } from '../../lib/rollback';
 import { loadNetConf, type FirewallConf } from './config';
 
 function spec(conf: FirewallConf, args: CmdArgs): FirewallSpec {
@@ -49,15 +48,8 @@ export async function cmdAdd(args: CmdArgs): Promise<Result> {
   const s = spec(conf, args);
   requireBridge(conf, s);
   const fw = backendFor(conf);
-  const undo = new Rollback();
-  try {
-    await fw.setupFirewall(s);
-    undo.push('remove firewall rules', () => fw.teardownFirewall(s));
-    undo.commit();
-  } catch (e) {
-    await undo.run();
-    throw e;
-  }
+  // One transaction: it either applies whole or not at all, so there is nothing to roll back.
+  await fw.setupFirewall(s);
   return args.prevResult;
 }
 

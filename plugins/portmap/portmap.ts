@@ -18,7 +18,7 @@ import type { Result } from '../../lib/types/result';
 import { availableBackends, selectBackend } from '../../lib/netfilter/select';
 import type { BackendName } from '../../lib/netfilter/backend';
 import { makePortForwarder, type PortMapSpec, unforwardPortsAll } from '../../lib/netfilter/portmap';
-import { Rollback } from '../../lib/rollback';
+import { withRollback } from '../../lib/rollback';
 import { loadNetConf, type PortMapConf } from './config';
 
 function spec(conf: PortMapConf, args: CmdArgs): PortMapSpec {
@@ -66,17 +66,12 @@ export async function cmdAdd(args: CmdArgs): Promise<Result> {
   if (conf.mappings.length === 0 || conf.addresses.length === 0) return args.prevResult;
   const s = spec(conf, args);
   const fwd = makePortForwarder(backendName(conf));
-  const undo = new Rollback();
-  try {
+  return withRollback(async (undo) => {
     await fwd.forwardPorts(s);
     undo.push('remove port mappings', () => fwd.unforwardPorts(s));
     if (conf.snat && conf.addresses.some((a) => !a.includes(':'))) enableRouteLocalnet(conf.hostIf);
-    undo.commit();
-  } catch (e) {
-    await undo.run((m) => process.stderr.write(m + '\n'));
-    throw e;
-  }
-  return args.prevResult;
+    return args.prevResult!;
+  });
 }
 
 export async function cmdDel(args: CmdArgs): Promise<void> {

@@ -18,7 +18,7 @@ import type { Result } from '../../lib/types/result';
 import { ipBatch } from '../../lib/iproute/ip';
 import { netnsExists } from '../../lib/iproute/netns';
 import { netnsSysctl } from '../../lib/sysctl/netns';
-import { Rollback, failpoint } from '../../lib/rollback';
+import { failpoint, withRollback } from '../../lib/rollback';
 import { ALLOWLIST_FILE, hasLinkChanges, loadNetConf, type TuningConf } from './config';
 import { parseAllowlist, sameSysctlValue } from './sysctl-keys';
 import { applyBatch, backupFileName, formatBackup, mergeBackup, parseBackup, restoreBatch, savedValues, type Backup, type LinkState } from './batch';
@@ -70,9 +70,8 @@ export async function cmdAdd(args: CmdArgs): Promise<Result> {
   const conf = load(args);
   const prev = requirePrev(args);
   requireNetns(args);
-  const undo = new Rollback();
   const backup: Backup = {};
-  try {
+  return withRollback(async (undo) => {
     // 1. Sysctls: one child reads each old value and writes the new one; it undoes its own writes
     //    if one fails, so on error nothing is left changed.
     if (conf.sysctls.length) {
@@ -121,12 +120,8 @@ export async function cmdAdd(args: CmdArgs): Promise<Result> {
       const mac = newMac ?? conf.link.mac;
       result.interfaces = result.interfaces.map((i) => (i.name === args.ifName ? { ...i, mac } : i));
     }
-    undo.commit();
     return result;
-  } catch (e) {
-    await undo.run();
-    throw e;
-  }
+  });
 }
 
 /**
