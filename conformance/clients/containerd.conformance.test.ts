@@ -13,7 +13,7 @@ import { ensureDebs } from '../helpers/debian';
 import type { ExecResult } from '../helpers/exec';
 import { hostSnapshot } from '../helpers/host-snapshot';
 import { randomHex, uniqueBridgeName, uniqueSubnet24 } from '../helpers/netns';
-import { describeIfRoot, PLUGIN_DIR } from '../helpers/plugin-dir';
+import { describeIfRoot, IMPL, PLUGIN_DIR } from '../helpers/plugin-dir';
 import { busyboxRootfs, RuntimeSandbox, type Background } from '../helpers/runtime-sandbox';
 import { conflist, CONTAINERS, defineScenario, HOST_PORT, UPLINK_ADDR, type Ctr, type NetSpec, type ScenarioCtx } from './scenario';
 
@@ -32,7 +32,7 @@ function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
   return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
 
-describeIfRoot('containerd 1.6 (ctr run --cni) on our plugins', () => {
+describeIfRoot(`containerd 1.6 (ctr run --cni) on ${IMPL === 'ours' ? 'our' : 'the reference'} plugins`, () => {
   beforeAll(async () => {
     await ensureDebs(DEBS);
     const before = await hostSnapshot();
@@ -154,5 +154,6 @@ describeIfRoot('containerd 1.6 (ctr run --cni) on our plugins', () => {
     }
   }, 120_000);
 
-  defineScenario('containerd', () => ctx, { dns: false });
+  // The reference bridge skips its ipMasq teardown when CNI_NETNS is empty, which is what ctr sends.
+  defineScenario('containerd', () => ctx, { dns: false, removalBug: 'del-empty-netns-leaks-masq' });
 });

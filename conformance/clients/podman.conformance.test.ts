@@ -11,7 +11,7 @@ import { execOk } from '../helpers/exec';
 import { ensureDebs } from '../helpers/debian';
 import { hostSnapshot } from '../helpers/host-snapshot';
 import { randomHex, uniqueBridgeName, uniqueSubnet24 } from '../helpers/netns';
-import { describeIfRoot, PLUGIN_DIR } from '../helpers/plugin-dir';
+import { describeIfRoot, IMPL, PLUGIN_DIR } from '../helpers/plugin-dir';
 import { busyboxRootfs, RuntimeSandbox } from '../helpers/runtime-sandbox';
 import { conflist, CONTAINERS, defineScenario, HOST_PORT, UPLINK_ADDR, type Ctr, type NetSpec, type ScenarioCtx } from './scenario';
 
@@ -21,7 +21,7 @@ const IMAGE = 'localhost/cni-ts-busybox:latest';
 let ctx: ScenarioCtx | undefined;
 let sandbox: RuntimeSandbox | undefined;
 
-describeIfRoot('podman 4.3 (CNI backend) on our plugins', () => {
+describeIfRoot(`podman 4.3 (CNI backend) on ${IMPL === 'ours' ? 'our' : 'the reference'} plugins`, () => {
   beforeAll(async () => {
     await ensureDebs(DEBS);
     const before = await hostSnapshot();
