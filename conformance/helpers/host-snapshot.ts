@@ -1,7 +1,7 @@
 // What "the real host is as before" means for suites that run whole container runtimes: the
 // host's named netns, links, nftables tables, iptables CNI rules, runtime daemons and the
 // on-disk CNI state. Taken before and after a suite; the two must be equal.
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { exec } from './exec';
 
@@ -31,6 +31,29 @@ function listTree(root: string): string[] {
   return out.length ? out : [`${root}: empty`];
 }
 
+/** comm is cut at 15 characters: containerd-shim-runc-v2 shows as containerd-shim. */
+const RUNTIME_COMMS = new Set(['containerd', 'containerd-shim', 'conmon', 'podman', 'ctr', 'runc', 'crun']);
+
+/**
+ * `<pid> <comm>` of runtime processes on the machine. Zombies are left out: an exited process
+ * whose reaper (PID 1, for a daemonized conmon or shim) has not run yet.
+ */
+function runtimeProcesses(): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+      if (RUNTIME_COMMS.has(comm) && state !== 'Z') out.push(`${e} ${comm}`);
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  return out.sort();
+}
+
 const lines = (s: string): string[] =>
   s
     .split('\n')
@@ -38,14 +61,12 @@ const lines = (s: string): string[] =>
     .filter(Boolean);
 
 export async function hostSnapshot(): Promise<HostSnapshot> {
-  const [ns, link, nft, ipt, ipt6, pg] = await Promise.all([
+  const [ns, link, nft, ipt, ipt6] = await Promise.all([
     exec(['ip', 'netns', 'list']),
     exec(['ip', '-o', 'link', 'show']),
     exec(['nft', 'list', 'tables']),
     exec(['iptables-save']),
     exec(['ip6tables-save']),
-    // comm is cut at 15 characters: containerd-shim-runc-v2 shows as containerd-shim.
-    exec(['pgrep', '-a', '^(containerd|conmon|podman|ctr)$|^containerd-shim']),
   ]);
   return {
     netns: lines(ns.stdout)
@@ -57,10 +78,7 @@ export async function hostSnapshot(): Promise<HostSnapshot> {
       .sort(),
     nftTables: lines(nft.stdout).sort(),
     iptablesCni: [...lines(ipt.stdout), ...lines(ipt6.stdout)].filter((l) => /CNI/.test(l) && !l.startsWith('#')),
-    // A zombie is an exited process whose reaper (here PID 1, for daemonized conmon) has not run yet.
-    processes: lines(pg.stdout)
-      .filter((l) => !l.endsWith('<defunct>'))
-      .sort(),
+    processes: runtimeProcesses(),
     files: ['/var/lib/cni', '/etc/cni/net.d', '/opt/cni', '/run/containers/cni'].flatMap(listTree),
   };
 }
