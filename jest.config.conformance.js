@@ -6,8 +6,6 @@ module.exports = {
   testMatch: ['**/*.conformance.test.ts'],
   transform: { '\\.[cm]?[jt]s$': '<rootDir>/scripts/jest-esbuild-transform.cjs' },
   transformIgnorePatterns: [],
-  // See jest.config.js: unicorn-magic (via execa) has only an "import" entry.
-  moduleNameMapper: { '^unicorn-magic$': '<rootDir>/node_modules/unicorn-magic/node.js' },
   moduleFileExtensions: ['ts', 'js', 'mjs', 'cjs', 'json'],
   testTimeout: 60000,
 };

@@ -6,8 +6,5 @@ module.exports = {
   testMatch: ['**/*.test.ts'],
   transform: { '\\.[cm]?[jt]s$': '<rootDir>/scripts/jest-esbuild-transform.cjs' },
   transformIgnorePatterns: [],
-  // unicorn-magic (a dependency of execa) exports only an "import" entry, which jest's require
-  // resolution cannot see; point at that file, the transform turns it into CommonJS.
-  moduleNameMapper: { '^unicorn-magic$': '<rootDir>/node_modules/unicorn-magic/node.js' },
   moduleFileExtensions: ['ts', 'js', 'mjs', 'cjs', 'json'],
 };

