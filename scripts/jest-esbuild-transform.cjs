@@ -1,4 +1,4 @@
-// Jest transformer: TypeScript (and ESM-only dependencies such as execa) to CommonJS with esbuild.
+// Jest transformer: TypeScript (and ESM-only dependencies) to CommonJS with esbuild.
 // One small file instead of ts-jest/babel: esbuild is already our bundler.
 const { transformSync } = require('esbuild');
 
@@ -11,7 +11,7 @@ module.exports = {
       target: 'node20',
       sourcemap: 'inline',
       sourcefile: filename,
-      // execa and its helpers read import.meta.url; give them the file's URL.
+      // ESM dependencies may read import.meta.url; give them the file's URL.
       define: { 'import.meta.url': JSON.stringify('file://' + filename) },
     });
     return { code: out.code };

@@ -1,4 +1,6 @@
 import { pluginMain } from '../../lib/skel/dispatch';
+// host-local runs in-process when CNI_PATH resolves it to our own build (saves a Node start).
+import '../../ipam/host-local/register';
 import { cmdAdd, cmdCheck, cmdDel, cmdGc, cmdStatus } from './macvlan';
 
 pluginMain({ add: cmdAdd, del: cmdDel, check: cmdCheck, gc: cmdGc, status: cmdStatus }, 'CNI macvlan plugin (cni-ts)');
