@@ -52,19 +52,14 @@ export async function withRollback<T>(body: (undo: Rollback) => Promise<T>): Pro
 export type DelStep = [what: string, fn: () => Promise<unknown>] | false | undefined;
 
 /**
- * Runs every step of a DEL in order even when some fail (DEL is best-effort), then throws one
- * error naming every failure: `<plugin> DEL: IPAM DEL: …; delete eth0: …`.
+ * Runs every step of a DEL at once and waits for all of them (DEL is best-effort, and its steps
+ * — lease release, link delete, rule teardown — do not depend on each other), then throws one
+ * error naming every failure, in step order: `<plugin> DEL: IPAM DEL: …; delete eth0: …`.
  */
 export async function bestEffort(plugin: string, steps: DelStep[]): Promise<void> {
-  const errors: string[] = [];
-  for (const step of steps) {
-    if (!step) continue;
-    try {
-      await step[1]();
-    } catch (e) {
-      errors.push(`${step[0]}: ${e instanceof Error ? e.message : String(e)}`);
-    }
-  }
+  const todo = steps.filter((s): s is [string, () => Promise<unknown>] => Boolean(s));
+  const settled = await Promise.allSettled(todo.map(([, fn]) => fn()));
+  const errors = settled.flatMap((r, i) => (r.status === 'rejected' ? [`${todo[i]![0]}: ${r.reason instanceof Error ? r.reason.message : String(r.reason)}`] : []));
   if (errors.length) throw new CniError(ErrCode.Internal, `${plugin} DEL: ${errors.join('; ')}`);
 }
 

@@ -4,10 +4,9 @@
  * firewall-nftables.ts (a table of ours with the same semantics). Teardown runs on every
  * installed backend.
  */
-import { asCniError, CniError, ErrCode } from '../skel/errors';
 import type { BackendName, Owner } from './backend';
 import type { BackendOptions } from './common';
-import { availableBackends } from './select';
+import { availableBackends, onEveryBackend } from './select';
 import { IptablesFirewall } from './firewall-iptables';
 import { NftablesFirewall } from './firewall-nftables';
 
@@ -47,18 +46,5 @@ export function makeFirewall(name: BackendName, opts: BackendOptions = {}): Fire
 
 /** Tears down on every installed backend; failures are joined after all have run. */
 export async function teardownFirewallAll(spec: FirewallSpec, available = availableBackends(), opts: BackendOptions = {}): Promise<void> {
-  const errors: CniError[] = [];
-  for (const name of ['iptables', 'nftables'] as const) {
-    if (!available[name]) continue;
-    try {
-      await makeFirewall(name, opts).teardownFirewall(spec);
-    } catch (e) {
-      errors.push(asCniError(e));
-    }
-  }
-  if (errors.length === 1) throw errors[0]!;
-  if (errors.length > 1) {
-    const code = errors.every((e) => e.code === errors[0]!.code) ? errors[0]!.code : ErrCode.Internal;
-    throw new CniError(code, `firewall teardown failed on ${errors.length} backends: ${errors.map((e) => e.message).join('; ')}`);
-  }
+  await onEveryBackend('firewall teardown', available, (n) => makeFirewall(n, opts).teardownFirewall(spec));
 }

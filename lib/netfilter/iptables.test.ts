@@ -145,10 +145,15 @@ describe('IptablesBackend processes', () => {
     expect(calls.map((c) => c.argv[0])).toEqual(['iptables-save', 'iptables-restore']);
     expect(calls[1]!.opts.input).toContain(`-X ${CB}`);
     expect(calls[1]!.opts.input).not.toContain(CA);
+    // With no addresses both families are searched, at once: replies by command, not by order.
     calls = [];
-    replies = [ok(SAVE), ok(''), ok(EMPTY)];
+    setSpawnHook(async (argv, opts) => {
+      calls.push({ argv, opts });
+      return argv[0] === 'iptables-save' ? ok(SAVE) : argv[0] === 'ip6tables-save' ? ok(EMPTY) : ok('');
+    });
     await new IptablesBackend().teardownMasq({ ...B, addresses: [] });
-    expect(calls.map((c) => c.argv[0])).toEqual(['iptables-save', 'iptables-restore', 'ip6tables-save']);
+    expect(calls.map((c) => c.argv[0]).sort()).toEqual(['ip6tables-save', 'iptables-restore', 'iptables-save']);
+    expect(calls.find((c) => c.argv[0] === 'iptables-restore')!.opts.input).toContain(`-X ${CB}`);
   });
   it('a held xtables lock is code 11', async () => {
     replies = [ok(EMPTY), { stdout: '', stderr: 'Another app is currently holding the xtables lock.', exitCode: 4 }];

@@ -282,17 +282,13 @@ export class IptablesBackend implements NetfilterBackend {
 
   async teardownMasq(spec: MasqSpec): Promise<void> {
     const addrs = parseMasqAddresses(spec.addresses);
-    const errors: string[] = [];
-    // Every family is tried even if one fails, so one failure leaves no other rules behind.
-    // With no addresses both are searched; a family whose tools are not installed has no rules.
-    for (const f of familiesOf(addrs)) {
-      if (addrs.length === 0 && !onPath(TOOLS[f].save)) continue;
-      try {
-        await this.readThenApply(f, (nat) => iptTeardownScript(spec, nat));
-      } catch (e) {
-        errors.push(netfilterError(`failed to tear down masquerade (${f === 4 ? 'iptables' : 'ip6tables'}) for ${spec.containerID}`, e).message);
-      }
-    }
+    // Every family is tried, at once, even if one fails, so one failure leaves no other rules
+    // behind. With no addresses both are searched; a family whose tools are not installed has none.
+    const families = familiesOf(addrs).filter((f) => addrs.length > 0 || onPath(TOOLS[f].save));
+    const settled = await Promise.allSettled(families.map((f) => this.readThenApply(f, (nat) => iptTeardownScript(spec, nat))));
+    const errors = settled.flatMap((r, i) =>
+      r.status === 'rejected' ? [netfilterError(`failed to tear down masquerade (${families[i] === 4 ? 'iptables' : 'ip6tables'}) for ${spec.containerID}`, r.reason).message] : [],
+    );
     if (errors.length > 0) throw new CniError(ErrCode.Internal, errors.join('; '));
   }
 

@@ -3,11 +3,11 @@
  * portmap-iptables.ts and portmap-nftables.ts in the reference's layouts, so a mapping made by
  * either implementation is removed by the other. Teardown runs on every installed backend.
  */
-import { asCniError, CniError, ErrCode } from '../skel/errors';
+import { CniError, ErrCode } from '../skel/errors';
 import { type Family, parseCidr, parseIP, formatIP } from '../ip/cidr';
 import type { BackendName, Owner } from './backend';
 import { type BackendOptions } from './common';
-import { availableBackends } from './select';
+import { availableBackends, onEveryBackend } from './select';
 import { IptablesPortForwarder } from './portmap-iptables';
 import { NftablesPortForwarder } from './portmap-nftables';
 
@@ -96,18 +96,5 @@ export function makePortForwarder(name: BackendName, opts: BackendOptions = {}):
  * joined afterwards.
  */
 export async function unforwardPortsAll(owner: Owner, available = availableBackends(), opts: BackendOptions = {}): Promise<void> {
-  const errors: CniError[] = [];
-  for (const name of ['iptables', 'nftables'] as const) {
-    if (!available[name]) continue;
-    try {
-      await makePortForwarder(name, opts).unforwardPorts(owner);
-    } catch (e) {
-      errors.push(asCniError(e));
-    }
-  }
-  if (errors.length === 1) throw errors[0]!;
-  if (errors.length > 1) {
-    const code = errors.every((e) => e.code === errors[0]!.code) ? errors[0]!.code : ErrCode.Internal;
-    throw new CniError(code, `port mapping teardown failed on ${errors.length} backends: ${errors.map((e) => e.message).join('; ')}`);
-  }
+  await onEveryBackend('port mapping teardown', available, (n) => makePortForwarder(n, opts).unforwardPorts(owner));
 }

@@ -46,26 +46,24 @@ export function selectBackend(pref?: BackendName | '' | null, opts: SelectOption
 }
 
 /**
- * Tears down on every installed backend: the container may have been set up with the other
- * one (another version of the plugin, another config, or the reference plugin). Each backend
- * already treats "nothing there" as success; the other failures are joined into one error
- * after all backends have run.
+ * Runs `fn` on every installed backend at once and waits for all of them; the failures are
+ * joined into one error (keeping their code when they share one, e.g. 11 "try again").
+ * Teardowns use it: the container may have been set up with the other backend (another
+ * version of the plugin, another config, or the reference plugin), and each backend already
+ * treats "nothing there" as success.
  */
-export async function teardownMasqAll(spec: MasqSpec, opts: SelectOptions = {}): Promise<void> {
-  const have = opts.available ?? availableBackends();
-  const errors: CniError[] = [];
-  for (const name of ['iptables', 'nftables'] as const) {
-    if (!have[name]) continue;
-    try {
-      await makeBackend(name, opts).teardownMasq(spec);
-    } catch (e) {
-      errors.push(asCniError(e));
-    }
-  }
+export async function onEveryBackend(what: string, available: Record<BackendName, boolean>, fn: (name: BackendName) => Promise<void>): Promise<void> {
+  const names = (['iptables', 'nftables'] as const).filter((n) => available[n]);
+  const settled = await Promise.allSettled(names.map((n) => fn(n)));
+  const errors = settled.flatMap((r) => (r.status === 'rejected' ? [asCniError(r.reason)] : []));
   if (errors.length === 1) throw errors[0]!;
   if (errors.length > 1) {
-    // Keep a shared code (e.g. 11, try again) when both agree; otherwise it is generic.
     const code = errors.every((e) => e.code === errors[0]!.code) ? errors[0]!.code : ErrCode.Internal;
-    throw new CniError(code, `masquerade teardown failed on ${errors.length} backends: ${errors.map((e) => e.message).join('; ')}`);
+    throw new CniError(code, `${what} failed on ${errors.length} backends: ${errors.map((e) => e.message).join('; ')}`);
   }
+}
+
+/** Masquerade teardown on every installed backend (see onEveryBackend). */
+export async function teardownMasqAll(spec: MasqSpec, opts: SelectOptions = {}): Promise<void> {
+  await onEveryBackend('masquerade teardown', opts.available ?? availableBackends(), (n) => makeBackend(n, opts).teardownMasq(spec));
 }

@@ -1,4 +1,4 @@
-import { containerAddBatch, hostAddBatch } from './batch';
+import { containerAddBatch, gatewayBatch, hostAddBatch } from './batch';
 import { routeVia } from '../../lib/iproute/iface';
 
 describe('hostAddBatch', () => {
@@ -12,11 +12,9 @@ describe('hostAddBatch', () => {
     netns: '/run/netns/c1',
     hairpin: false,
     isolated: false,
-    gateways: ['10.22.0.1/16'],
-    enableDad: false,
   };
 
-  test('creates bridge, veth with the peer in the netns, gateway, then reads back', () => {
+  test('creates bridge, veth with the peer in the netns, then reads back', () => {
     const b = hostAddBatch(base);
     expect(b.lines).toEqual([
       'link add name cni0 address 02:00:00:00:00:01 type bridge',
@@ -24,23 +22,31 @@ describe('hostAddBatch', () => {
       'link add name veth0011aabb type veth peer name eth0 netns /run/netns/c1',
       'link set dev veth0011aabb master cni0',
       'link set dev veth0011aabb up',
-      'addr add 10.22.0.1/16 dev cni0',
       'addr show dev cni0',
       'addr show dev veth0011aabb',
     ]);
     expect(b.bridgeAdd).toBe(0);
     expect(b.vethAdd).toBe(2);
-    expect(b.gatewayAdds).toEqual([5]);
-    expect(b.shows).toBe(6);
+    expect(b.shows).toBe(5);
   });
 
-  test('mtu, mac, hairpin, isolation, promisc and v6 gateway without DAD', () => {
-    const b = hostAddBatch({ ...base, mtu: 1400, containerMac: '0e:00:00:00:00:05', hairpin: true, isolated: true, promisc: true, gateways: ['fd00::1/64'] });
+  test('mtu, mac, hairpin, isolation, promisc', () => {
+    const b = hostAddBatch({ ...base, mtu: 1400, containerMac: '0e:00:00:00:00:05', hairpin: true, isolated: true, promisc: true });
     expect(b.lines).toContain('link add name cni0 address 02:00:00:00:00:01 mtu 1400 type bridge');
     expect(b.lines).toContain('link set dev cni0 promisc on');
     expect(b.lines).toContain('link add name veth0011aabb mtu 1400 type veth peer name eth0 address 0e:00:00:00:00:05 mtu 1400 netns /run/netns/c1');
     expect(b.lines).toContain('link set dev veth0011aabb type bridge_slave hairpin on isolated on');
-    expect(b.lines).toContain('addr add fd00::1/64 dev cni0 nodad');
+  });
+});
+
+describe('gatewayBatch', () => {
+  test('replaced addresses go first, then the gateways; v6 without DAD unless asked', () => {
+    expect(gatewayBatch('cni0', ['10.9.0.1/24'], ['10.22.0.1/16', 'fd00::1/64'], false)).toEqual([
+      'addr del 10.9.0.1/24 dev cni0',
+      'addr add 10.22.0.1/16 dev cni0',
+      'addr add fd00::1/64 dev cni0 nodad',
+    ]);
+    expect(gatewayBatch('cni0', [], ['fd00::1/64'], true)).toEqual(['addr add fd00::1/64 dev cni0']);
   });
 });
 

@@ -16,9 +16,6 @@ export interface HostPlan {
   netns: string;
   hairpin: boolean;
   isolated: boolean;
-  /** Gateway addresses (CIDR) to put on the bridge. */
-  gateways: string[];
-  enableDad: boolean;
 }
 
 /** Indexes of the lines whose failure has a meaning of its own. */
@@ -27,8 +24,6 @@ export interface HostBatch {
   /** `link add` of the bridge: "File exists" means another container made it first. */
   bridgeAdd: number;
   vethAdd: number;
-  /** `addr add` of each gateway: "File exists" means it is already there. */
-  gatewayAdds: number[];
   /** The trailing show lines: bridge (with its addresses), host veth. */
   shows: number;
 }
@@ -47,12 +42,19 @@ export function hostAddBatch(p: HostPlan): HostBatch {
     push(`link set dev ${p.hostVeth} type bridge_slave${p.hairpin ? ' hairpin on' : ''}${p.isolated ? ' isolated on' : ''}`);
   }
   push(`link set dev ${p.hostVeth} up`);
-  const gatewayAdds = p.gateways.map((g) => push(`addr add ${g} dev ${p.bridge}${g.includes(':') && !p.enableDad ? ' nodad' : ''}`));
   // Reads use `addr show` only: it carries the link fields too, and in iproute2 6.1 an
   // `addr show` that follows a `link show` in the same batch prints no addresses.
   const shows = push(`addr show dev ${p.bridge}`);
   push(`addr show dev ${p.hostVeth}`);
-  return { lines, bridgeAdd, vethAdd, gatewayAdds, shows };
+  return { lines, bridgeAdd, vethAdd, shows };
+}
+
+/**
+ * Puts the gateway addresses on the bridge: `addr del` of what forceAddress replaces, then
+ * `addr add` of each gateway (run with -force: another container may add it first).
+ */
+export function gatewayBatch(bridge: string, dels: string[], gateways: string[], enableDad: boolean): string[] {
+  return [...dels.map((a) => `addr del ${a} dev ${bridge}`), ...gateways.map((g) => `addr add ${g} dev ${bridge}${g.includes(':') && !enableDad ? ' nodad' : ''}`)];
 }
 
 /** The container's batch: addresses, up, routes (lib/iproute/iface.ts), then read it back. */

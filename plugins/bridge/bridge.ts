@@ -24,7 +24,7 @@ import { parseCidr, networkAddr, nextIP, formatIP, canonicalIP } from '../../lib
 import { selectBackend, teardownMasqAll } from '../../lib/netfilter/select';
 import type { MasqSpec } from '../../lib/netfilter/backend';
 import { loadNetConf, type BridgeConf } from './config';
-import { containerAddBatch, hostAddBatch } from './batch';
+import { containerAddBatch, gatewayBatch, hostAddBatch } from './batch';
 
 const randomHex = (bytes: number): string => randomBytes(bytes).toString('hex');
 
@@ -82,8 +82,11 @@ function masqSpec(conf: BridgeConf, args: CmdArgs, ips: IPConfig[]): MasqSpec {
   return { network: conf.name, containerID: args.containerID, ifName: args.ifName, addresses: ips.map((i) => i.address) };
 }
 
-/** Runs the host batch and judges its failures: some are expected under concurrency. */
-async function setupHost(conf: BridgeConf, args: CmdArgs, hostVeth: string, gws: Gateways, undo: Rollback): Promise<{ br: IpAddr; veth: IpLink }> {
+/**
+ * The host batch: bridge (made if missing), veth pair with its peer born in the container netns,
+ * hairpin/isolation, then reads of both. Judges its failures: some are normal under concurrency.
+ */
+async function setupHost(conf: BridgeConf, args: CmdArgs, hostVeth: string, undo: Rollback): Promise<{ br: IpAddr; veth: IpLink }> {
   const plan = hostAddBatch({
     bridge: conf.bridge,
     bridgeMac: randomMac(),
@@ -95,25 +98,18 @@ async function setupHost(conf: BridgeConf, args: CmdArgs, hostVeth: string, gws:
     netns: args.netns,
     hairpin: conf.hairpinMode,
     isolated: conf.portIsolation,
-    gateways: gws.onBridge,
-    enableDad: conf.enableDad,
   });
   const out: BatchOutcome = await ipBatch(plan.lines, { force: true, details: true });
-  const failed = new Map(out.errors.map((e) => [e.line, e.message]));
-  const vethMade = !failed.has(plan.vethAdd);
-  if (vethMade) undo.push(`delete host veth ${hostVeth}`, () => ipBatch([`link del dev ${hostVeth}`]));
-  const addedGateways = gws.onBridge.filter((_, i) => !failed.has(plan.gatewayAdds[i]!));
-  for (const g of addedGateways) undo.push(`remove ${g} from ${conf.bridge}`, () => ipBatch([`addr del ${g} dev ${conf.bridge}`], { force: true }));
+  const failed = new Set(out.errors.map((e) => e.line));
+  if (!failed.has(plan.vethAdd)) undo.push(`delete host veth ${hostVeth}`, () => ipBatch([`link del dev ${hostVeth}`]));
   const [brList, vethLinks] = out.shows as [IpAddr[] | undefined, IpLink[] | undefined];
   const br = brList?.[0];
   if (br && br.linkinfo?.info_kind !== 'bridge') {
     throw new CniError(ErrCode.InvalidConfig, `"${conf.bridge}" already exists but is not a bridge`);
   }
-  // Failures that concurrency makes normal: the bridge or the gateway address already there.
-  const expected = new Set([plan.bridgeAdd, ...plan.gatewayAdds]);
   for (const e of out.errors) {
-    // ("File exists" for a link, "Address already assigned" for an IPv4 address.)
-    if (expected.has(e.line) && /File exists|already assigned/.test(e.message)) continue;
+    // Another container made the bridge first.
+    if (e.line === plan.bridgeAdd && /File exists/.test(e.message)) continue;
     if (e.line >= plan.shows) continue;
     if (e.line === plan.vethAdd && /File exists/.test(e.message)) {
       throw new CniError(ErrCode.InterfaceExists, `failed to create veth pair ${hostVeth}/${args.ifName}: an interface named "${args.ifName}" already exists in ${args.netns}`);
@@ -125,28 +121,45 @@ async function setupHost(conf: BridgeConf, args: CmdArgs, hostVeth: string, gws:
 }
 
 /**
- * The reference refuses a bridge that already holds another IPv4 address (or an overlapping IPv6
- * one) unless forceAddress, which replaces it. Returns the `addr del` lines forceAddress needs.
+ * Puts the gateways on the bridge when they are not there yet (the first container of a
+ * network; later ones find them and spawn nothing). The reference refuses a bridge that holds
+ * another IPv4 address (or an overlapping IPv6 one) unless forceAddress, which replaces it.
  */
-function conflictingBridgeAddrs(conf: BridgeConf, brAddrs: IpAddr, gws: Gateways): string[] {
+async function ensureGateways(conf: BridgeConf, br: IpAddr, gws: Gateways, undo: Rollback): Promise<void> {
+  const have = new Set(br.addr_info.map((a) => `${canonicalIP(a.local)}/${a.prefixlen}`));
+  const missing = gws.onBridge.filter((g) => {
+    const c = parseCidr(g)!;
+    return !have.has(`${formatIP(c.ip)}/${c.prefix}`);
+  });
+  if (missing.length === 0) return;
   const dels: string[] = [];
-  for (const want of gws.onBridge) {
+  for (const want of missing) {
     const w = parseCidr(want)!;
-    for (const a of brAddrs.addr_info) {
+    for (const a of br.addr_info) {
       if (a.scope === 'link') continue;
-      const have = `${a.local}/${a.prefixlen}`;
-      if (canonicalIP(a.local) === formatIP(w.ip) && a.prefixlen === w.prefix) continue;
-      const h = parseCidr(have)!;
+      const h = parseCidr(`${a.local}/${a.prefixlen}`)!;
       if (h.ip.family !== w.ip.family) continue;
-      const overlaps = h.ip.family === 4 || networkAddr({ ip: w.ip, prefix: Math.min(w.prefix, h.prefix) }).value === networkAddr({ ip: h.ip, prefix: Math.min(w.prefix, h.prefix) }).value;
+      const p = Math.min(w.prefix, h.prefix);
+      const overlaps = h.ip.family === 4 || networkAddr({ ip: w.ip, prefix: p }).value === networkAddr({ ip: h.ip, prefix: p }).value;
       if (!overlaps) continue;
       if (!conf.forceAddress) {
-        throw new CniError(ErrCode.InvalidConfig, `"${conf.bridge}" already has an IP address different from ${want}`, `it has ${have}; set forceAddress to replace it`);
+        throw new CniError(ErrCode.InvalidConfig, `"${conf.bridge}" already has an IP address different from ${want}`, `it has ${a.local}/${a.prefixlen}; set forceAddress to replace it`);
       }
-      dels.push(`addr del ${have} dev ${conf.bridge}`);
+      dels.push(`${a.local}/${a.prefixlen}`);
     }
   }
-  return dels;
+  const lines = gatewayBatch(conf.bridge, dels, missing, conf.enableDad);
+  const out = await ipBatch(lines, { force: true });
+  const failed = new Map(out.errors.map((e) => [e.line, e.message]));
+  missing.forEach((g, i) => {
+    const line = dels.length + i;
+    const msg = failed.get(line);
+    // ("File exists" / "Address already assigned": another container added it first.)
+    if (msg === undefined) undo.push(`remove ${g} from ${conf.bridge}`, () => ipBatch([`addr del ${g} dev ${conf.bridge}`], { force: true }));
+    else if (!/File exists|already assigned/.test(msg)) throw new CniError(ErrCode.Internal, `failed to add ${g} to ${conf.bridge}: ${msg}`);
+  });
+  const delFailure = out.errors.find((e) => e.line < dels.length && !/Cannot assign/.test(e.message));
+  if (delFailure) throw new CniError(ErrCode.Internal, `failed to replace the address of ${conf.bridge}: ${delFailure.message}`);
 }
 
 export async function cmdAdd(args: CmdArgs): Promise<Result> {
@@ -155,40 +168,42 @@ export async function cmdAdd(args: CmdArgs): Promise<Result> {
     throw new CniError(ErrCode.InvalidNetNS, `failed to open netns "${args.netns}": no such file or directory`);
   }
   return withRollback(async (undo) => {
-    // 1. Addresses first: if the IPAM fails, nothing else has been touched.
-    let result: Result = { cniVersion: conf.cniVersion, ips: [], routes: [] };
-    if (conf.hasIpam) {
-      result = await ipamAdd(args);
-      undo.push('release the IPAM lease', () => ipamExec('DEL', args));
-      if (!result.ips?.length) throw new CniError(ErrCode.Internal, 'IPAM plugin returned missing IP config');
-    }
-    const gws = calcGateways(conf, result);
-
-    // 2. Host side: bridge, veth pair (peer created straight in the container netns), gateway.
+    // 1. At once, as they do not depend on each other: the addresses from the IPAM, and on the
+    //    host the bridge and the veth pair (its peer created straight in the container netns).
     const hostVeth = `veth${randomHex(4)}`;
-    const host = await setupHost(conf, args, hostVeth, gws, undo);
-    const dels = conflictingBridgeAddrs(conf, host.br, gws);
-    if (dels.length) await ipBatch([...dels, ...gws.onBridge.map((g) => `addr replace ${g} dev ${conf.bridge}`)]);
+    const [result, host] = await settleAll([
+      conf.hasIpam
+        ? ipamAdd(args).then((r) => {
+            undo.push('release the IPAM lease', () => ipamExec('DEL', args));
+            return r;
+          })
+        : Promise.resolve<Result>({ cniVersion: conf.cniVersion, ips: [], routes: [] }),
+      setupHost(conf, args, hostVeth, undo),
+    ]);
+    if (conf.hasIpam && !result.ips?.length) throw new CniError(ErrCode.Internal, 'IPAM plugin returned missing IP config');
+    const gws = calcGateways(conf, result);
     if (conf.isGateway) enableForwarding(gws);
 
-    // 3. Container side: addresses, link up, routes; read the MAC back.
+    // 2. At once again: the container's addresses and routes (reading its MAC back), the
+    //    gateway on the bridge when missing, and the outbound NAT in one transaction.
     const ips = result.ips ?? [];
     const routes: Route[] = result.routes ?? [];
-    const cont = await ipBatch(
-      containerAddBatch({ ifName: args.ifName, addresses: ips.map((i) => i.address), routes, gw4: gws.gw4, gw6: gws.gw6, enableDad: conf.enableDad }),
-      { netns: args.netns },
-    ).catch((e) => {
-      throw wrapError(`failed to configure ${args.ifName} in ${args.netns}`, e);
-    });
+    const masq = conf.ipMasq && ips.length ? masqSpec(conf, args, ips) : undefined;
+    const [cont] = await settleAll([
+      ipBatch(containerAddBatch({ ifName: args.ifName, addresses: ips.map((i) => i.address), routes, gw4: gws.gw4, gw6: gws.gw6, enableDad: conf.enableDad }), {
+        netns: args.netns,
+      }).catch((e) => {
+        throw wrapError(`failed to configure ${args.ifName} in ${args.netns}`, e);
+      }),
+      ensureGateways(conf, host.br, gws, undo),
+      (async () => {
+        if (!masq) return;
+        const backend = selectBackend(conf.ipMasqBackend);
+        await backend.setupMasq(masq);
+        undo.push('remove masquerade rules', () => backend.teardownMasq(masq));
+      })(),
+    ]);
     const contLink = (cont.shows[0] as IpLink[])[0]!;
-
-    // 4. Outbound NAT, one transaction.
-    if (conf.ipMasq && ips.length) {
-      const spec = masqSpec(conf, args, ips);
-      const backend = await selectBackend(conf.ipMasqBackend);
-      await backend.setupMasq(spec);
-      undo.push('remove masquerade rules', () => backend.teardownMasq(spec));
-    }
     failpoint('after-ipam');
 
     const out: Result = {
@@ -205,6 +220,14 @@ export async function cmdAdd(args: CmdArgs): Promise<Result> {
     if (conf.mtu) for (const i of out.interfaces!) i.mtu = conf.mtu;
     return out;
   });
+}
+
+/** Waits for every step (so each has pushed its undo before a rollback), then throws the first failure. */
+async function settleAll<T extends unknown[]>(steps: [...{ [K in keyof T]: Promise<T[K]> }]): Promise<T> {
+  const settled = await Promise.allSettled(steps);
+  const failure = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failure) throw failure.reason;
+  return settled.map((r) => (r as PromiseFulfilledResult<unknown>).value) as T;
 }
 
 /**
