@@ -23,13 +23,12 @@
  * Processes per family: setup = 1 read (iptables-save -t filter) + 1 restore (none when all is
  * there); teardown = 1 read + 1 write when something is there; check = 1 read.
  */
-import { run, CommandError } from '../exec/run';
 import { CniError, ErrCode } from '../skel/errors';
 import type { Family } from '../ip/cidr';
 import { assertPrintable, type BackendOptions, netfilterError, onPath } from './common';
 import { quoteRestoreWord } from './iptables';
 import { iptablesComment } from './names';
-import { addrOpt, commentOf, deleteLine, negated, opt, parseSaveTable, type SavedRule, type SavedTable, targetOf } from './ipt-save';
+import { addrOpt, commentOf, deleteLine, negated, opt, IPT_TOOLS, parseSaveTable, readThenApply, saveTable, type SavedRule, type SavedTable, targetOf } from './ipt-save';
 import { containerAddrs, type ContainerAddr } from './portmap';
 import type { FirewallBackend, FirewallSpec } from './firewall';
 
@@ -141,37 +140,16 @@ export function iptFirewallMissing(spec: FirewallSpec, family: Family, filter: S
   return missing;
 }
 
-const TOOLS: Record<Family, { save: string; restore: string }> = {
-  4: { save: 'iptables-save', restore: 'iptables-restore' },
-  6: { save: 'ip6tables-save', restore: 'ip6tables-restore' },
-};
-
 export class IptablesFirewall implements FirewallBackend {
   readonly name = 'iptables' as const;
   constructor(private readonly opts: BackendOptions = {}) {}
 
   async readFilter(family: Family): Promise<SavedTable> {
-    const argv = [TOOLS[family].save, '-t', 'filter'];
-    const r = await run(argv, { netns: this.opts.netns, nothrow: true });
-    if (r.exitCode !== 0) {
-      if (/does not exist|can't initialize/i.test(r.stderr)) return parseSaveTable('', 'filter');
-      throw new CommandError(argv, r.exitCode, r.stderr, this.opts.netns);
-    }
-    return parseSaveTable(r.stdout, 'filter');
+    return parseSaveTable(await saveTable(family, 'filter', this.opts.netns), 'filter');
   }
 
-  private async readThenApply(family: Family, build: (t: SavedTable) => string | undefined): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      const script = build(await this.readFilter(family));
-      if (script === undefined) return;
-      try {
-        await run([TOOLS[family].restore, '--noflush', '-w'], { netns: this.opts.netns, input: script });
-        return;
-      } catch (e) {
-        if (attempt === 0 && e instanceof CommandError && /No chain\/target\/match|Bad rule|does a matching rule exist/i.test(e.stderr)) continue;
-        throw e;
-      }
-    }
+  private readThenApply(family: Family, build: (t: SavedTable) => string | undefined): Promise<void> {
+    return readThenApply(family, this.opts.netns, () => this.readFilter(family), build);
   }
 
   /** Families to touch: those of the addresses, and IPv4 for isolation without addresses. */
@@ -206,7 +184,7 @@ export class IptablesFirewall implements FirewallBackend {
   async teardownFirewall(spec: FirewallSpec): Promise<void> {
     const errors: string[] = [];
     for (const f of [4, 6] as const) {
-      if (!onPath(TOOLS[f].save)) continue;
+      if (!onPath(IPT_TOOLS[f].save)) continue;
       try {
         await this.readThenApply(f, (t) => iptFirewallTeardownScript(spec, f, t));
       } catch (e) {

@@ -1,8 +1,73 @@
 /**
- * Reading iptables-save output of any table (the masquerade code in iptables.ts reads only nat):
- * chains, and each `-A` rule as its words, so callers match rules by what they do. Pure.
+ * iptables-save and iptables-restore for every iptables backend (masquerade, port maps,
+ * firewall): the tools per family, one read of a table, the read-build-apply transaction, and
+ * the parsing of a table's text into chains and `-A` rules as words, so callers match rules by
+ * what they do.
  */
-import { splitSaveLine } from './iptables';
+import { run, CommandError } from '../exec/run';
+import type { Family } from '../ip/cidr';
+
+export const IPT_TOOLS: Record<Family, { save: string; restore: string }> = {
+  4: { save: 'iptables-save', restore: 'iptables-restore' },
+  6: { save: 'ip6tables-save', restore: 'ip6tables-restore' },
+};
+
+/** `iptables-save -t <table>` of a family (in netns); a table the kernel does not have reads as ''. */
+export async function saveTable(family: Family, table: string, netns?: string): Promise<string> {
+  const argv = [IPT_TOOLS[family].save, '-t', table];
+  const r = await run(argv, { netns, nothrow: true });
+  if (r.exitCode === 0) return r.stdout;
+  if (/does not exist|can't initialize/i.test(r.stderr)) return '';
+  throw new CommandError(argv, r.exitCode, r.stderr, netns);
+}
+
+/**
+ * One transaction: reads, builds the `iptables-restore --noflush` input from what it read and
+ * applies it. If the restore fails because a rule it meant to delete vanished in a concurrent
+ * DEL, it reads and tries once more. `build` returning undefined means nothing to do.
+ */
+export async function readThenApply<T>(family: Family, netns: string | undefined, read: () => Promise<T>, build: (t: T) => string | undefined): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    const script = build(await read());
+    if (script === undefined) return;
+    try {
+      await run([IPT_TOOLS[family].restore, '--noflush', '-w'], { netns, input: script });
+      return;
+    } catch (e) {
+      if (attempt === 0 && e instanceof CommandError && /No chain\/target\/match|Bad rule|does a matching rule exist/i.test(e.stderr)) continue;
+      throw e;
+    }
+  }
+}
+
+/** Splits an iptables-save line into words, undoing its double quotes and backslash escapes. */
+export function splitSaveLine(line: string): string[] {
+  const words: string[] = [];
+  let cur = '';
+  let inWord = false;
+  let quoted = false;
+  for (let i = 0; i < line.length; i++) {
+    const ch = line[i]!;
+    if (quoted) {
+      if (ch === '\\' && i + 1 < line.length) cur += line[++i];
+      else if (ch === '"') quoted = false;
+      else cur += ch;
+    } else if (ch === '"') {
+      quoted = true;
+      inWord = true;
+    } else if (ch === ' ' || ch === '\t') {
+      if (inWord) words.push(cur);
+      cur = '';
+      inWord = false;
+    } else {
+      cur += ch;
+      inWord = true;
+    }
+  }
+  if (inWord) words.push(cur);
+  return words;
+}
+
 
 /** One `-A` line of iptables-save. */
 export interface SavedRule {

@@ -1,7 +1,8 @@
 import { setSpawnHook, type RunOptions, type RunResult } from '../exec/run';
 import type { MasqSpec } from './backend';
 import { parseMasqAddresses } from './common';
-import { IptablesBackend, iptMissing, iptSetupScript, iptTeardownScript, parseIptablesSave, quoteRestoreWord, splitSaveLine } from './iptables';
+import { IptablesBackend, iptMissing, iptSetupScript, iptTeardownScript, parseIptablesSave, quoteRestoreWord } from './iptables';
+import { splitSaveLine } from './ipt-save';
 import { chainName } from './names';
 
 const A: MasqSpec = { network: 'mynet', containerID: 'ctr-a', ifName: 'eth0', addresses: ['10.22.0.5/16'] };

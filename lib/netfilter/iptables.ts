@@ -16,12 +16,12 @@
  * + 1 write (none when nothing is there), over both families when the addresses are unknown;
  * check = 1 read.
  */
-import { run, CommandError } from '../exec/run';
 import { CniError, ErrCode } from '../skel/errors';
 import { type Family, formatCidr, networkOf, parseCidr } from '../ip/cidr';
 import type { MasqSpec, NetfilterBackend, Owner } from './backend';
 import { assertPrintable, type BackendOptions, type MasqAddr, MULTICAST, netfilterError, onPath, parseMasqAddresses } from './common';
 import { chainName, iptablesComment } from './names';
+import { IPT_TOOLS, readThenApply, saveTable, splitSaveLine } from './ipt-save';
 
 /** One `-A` line of iptables-save, with the parts we look at. */
 export interface SaveRule {
@@ -43,33 +43,6 @@ export interface NatTable {
 // ---------------------------------------------------------------------------------------------
 // Pure builders and parsers
 
-/** Splits an iptables-save line into words, undoing its double quotes and backslash escapes. */
-export function splitSaveLine(line: string): string[] {
-  const words: string[] = [];
-  let cur = '';
-  let inWord = false;
-  let quoted = false;
-  for (let i = 0; i < line.length; i++) {
-    const ch = line[i]!;
-    if (quoted) {
-      if (ch === '\\' && i + 1 < line.length) cur += line[++i];
-      else if (ch === '"') quoted = false;
-      else cur += ch;
-    } else if (ch === '"') {
-      quoted = true;
-      inWord = true;
-    } else if (ch === ' ' || ch === '\t') {
-      if (inWord) words.push(cur);
-      cur = '';
-      inWord = false;
-    } else {
-      cur += ch;
-      inWord = true;
-    }
-  }
-  if (inWord) words.push(cur);
-  return words;
-}
 
 /** Quotes a word for iptables-restore the way iptables-save does. */
 export function quoteRestoreWord(s: string): string {
@@ -224,11 +197,6 @@ export function iptMissing(owner: Owner, family: Family, addrs: readonly MasqAdd
 // ---------------------------------------------------------------------------------------------
 // The backend
 
-const TOOLS: Record<Family, { save: string; restore: string }> = {
-  4: { save: 'iptables-save', restore: 'iptables-restore' },
-  6: { save: 'ip6tables-save', restore: 'ip6tables-restore' },
-};
-
 /** The families to work on: those of the addresses, or both when none are known. */
 function familiesOf(addrs: readonly MasqAddr[]): Family[] {
   if (addrs.length === 0) return [4, 6];
@@ -242,31 +210,15 @@ export class IptablesBackend implements NetfilterBackend {
 
   /** One read of a family's nat table; a table the kernel does not have reads as empty. */
   async readNat(family: Family): Promise<NatTable> {
-    const argv = [TOOLS[family].save, '-t', 'nat'];
-    const r = await run(argv, { netns: this.opts.netns, nothrow: true });
-    if (r.exitCode !== 0) {
-      if (/does not exist|can't initialize|Table does not exist/i.test(r.stderr)) return { chains: new Set(), rules: [] };
-      throw new CommandError(argv, r.exitCode, r.stderr, this.opts.netns);
-    }
-    return parseIptablesSave(r.stdout);
+    return parseIptablesSave(await saveTable(family, 'nat', this.opts.netns));
   }
 
   /**
    * Reads, builds the restore input from what it read and applies it. If the restore fails
    * (a rule it meant to delete vanished in a concurrent DEL), it reads and tries once more.
    */
-  private async readThenApply(family: Family, build: (nat: NatTable) => string | undefined): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      const script = build(await this.readNat(family));
-      if (script === undefined) return;
-      try {
-        await run([TOOLS[family].restore, '--noflush', '-w'], { netns: this.opts.netns, input: script });
-        return;
-      } catch (e) {
-        if (attempt === 0 && e instanceof CommandError && /No chain\/target\/match|Bad rule|does a matching rule exist/i.test(e.stderr)) continue;
-        throw e;
-      }
-    }
+  private readThenApply(family: Family, build: (nat: NatTable) => string | undefined): Promise<void> {
+    return readThenApply(family, this.opts.netns, () => this.readNat(family), build);
   }
 
   async setupMasq(spec: MasqSpec): Promise<void> {
@@ -284,7 +236,7 @@ export class IptablesBackend implements NetfilterBackend {
     const addrs = parseMasqAddresses(spec.addresses);
     // Every family is tried, at once, even if one fails, so one failure leaves no other rules
     // behind. With no addresses both are searched; a family whose tools are not installed has none.
-    const families = familiesOf(addrs).filter((f) => addrs.length > 0 || onPath(TOOLS[f].save));
+    const families = familiesOf(addrs).filter((f) => addrs.length > 0 || onPath(IPT_TOOLS[f].save));
     const settled = await Promise.allSettled(families.map((f) => this.readThenApply(f, (nat) => iptTeardownScript(spec, nat))));
     const errors = settled.flatMap((r, i) =>
       r.status === 'rejected' ? [netfilterError(`failed to tear down masquerade (${families[i] === 4 ? 'iptables' : 'ip6tables'}) for ${spec.containerID}`, r.reason).message] : [],

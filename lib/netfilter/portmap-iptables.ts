@@ -21,14 +21,13 @@
  * check = 1 read per family of the container's addresses (not IPv6 without an IPv6 address,
  * unlike the reference: plugins#819).
  */
-import { run, CommandError } from '../exec/run';
 import { CniError, ErrCode } from '../skel/errors';
 import type { Family } from '../ip/cidr';
 import type { Owner } from './backend';
 import { assertPrintable, type BackendOptions, netfilterError, onPath } from './common';
 import { quoteRestoreWord } from './iptables';
 import { chainNameWithPrefix, iptablesComment } from './names';
-import { addrOpt, deleteLine, opt, parseSaveTable, type SavedRule, type SavedTable, targetOf } from './ipt-save';
+import { addrOpt, deleteLine, opt, IPT_TOOLS, parseSaveTable, readThenApply, saveTable, type SavedRule, type SavedTable, targetOf } from './ipt-save';
 import { type ContainerAddr, containerAddrs, mappingsFor, type PortForwarder, type PortMapSpec } from './portmap';
 
 export const TOP_DNAT_CHAIN = 'CNI-HOSTPORT-DNAT';
@@ -186,39 +185,18 @@ function assertOwnerStrings(spec: PortMapSpec): void {
   if (spec.externalSetMarkChain !== undefined) assertPrintable('externalSetMarkChain', spec.externalSetMarkChain);
 }
 
-const TOOLS: Record<Family, { save: string; restore: string }> = {
-  4: { save: 'iptables-save', restore: 'iptables-restore' },
-  6: { save: 'ip6tables-save', restore: 'ip6tables-restore' },
-};
-
 export class IptablesPortForwarder implements PortForwarder {
   readonly name = 'iptables' as const;
   constructor(private readonly opts: BackendOptions = {}) {}
 
   /** One read of a family's nat table; a table the kernel lacks reads as empty. */
   async readNat(family: Family): Promise<SavedTable> {
-    const argv = [TOOLS[family].save, '-t', 'nat'];
-    const r = await run(argv, { netns: this.opts.netns, nothrow: true });
-    if (r.exitCode !== 0) {
-      if (/does not exist|can't initialize/i.test(r.stderr)) return parseSaveTable('', 'nat');
-      throw new CommandError(argv, r.exitCode, r.stderr, this.opts.netns);
-    }
-    return parseSaveTable(r.stdout, 'nat');
+    return parseSaveTable(await saveTable(family, 'nat', this.opts.netns), 'nat');
   }
 
   /** Read, build, apply; once more from a fresh read if a rule to delete vanished meanwhile. */
-  private async readThenApply(family: Family, build: (nat: SavedTable) => string | undefined): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      const script = build(await this.readNat(family));
-      if (script === undefined) return;
-      try {
-        await run([TOOLS[family].restore, '--noflush', '-w'], { netns: this.opts.netns, input: script });
-        return;
-      } catch (e) {
-        if (attempt === 0 && e instanceof CommandError && /No chain\/target\/match|Bad rule|does a matching rule exist/i.test(e.stderr)) continue;
-        throw e;
-      }
-    }
+  private readThenApply(family: Family, build: (nat: SavedTable) => string | undefined): Promise<void> {
+    return readThenApply(family, this.opts.netns, () => this.readNat(family), build);
   }
 
   async forwardPorts(spec: PortMapSpec): Promise<void> {
@@ -246,7 +224,7 @@ export class IptablesPortForwarder implements PortForwarder {
   async unforwardPorts(owner: Owner): Promise<void> {
     const errors: string[] = [];
     for (const f of [4, 6] as const) {
-      if (!onPath(TOOLS[f].save)) continue;
+      if (!onPath(IPT_TOOLS[f].save)) continue;
       try {
         await this.readThenApply(f, (nat) => iptUnforwardScript(owner, nat));
       } catch (e) {
