@@ -177,6 +177,26 @@ maybe(`bridge [${IMPL}: ${PLUGIN_DIR}]`, () => {
       await a.runner.del();
     });
 
+    test('one container on two networks, both with isDefaultGateway: ADD succeeds and both default routes are there', async () => {
+      // A runtime attaching a second network (eth1) to a container whose eth0 already has a
+      // default route: the reference appends the second one beside it; a plain `route add` fails.
+      const n1 = makeNet(v);
+      const n2 = makeNet(v);
+      const ctr = await reg.netns('ctr');
+      const cid = uniqueContainerId();
+      const r1 = new ConflistRunner(host, n1.list, { containerId: cid, netns: ctr.path, ifname: 'eth0' });
+      const r2 = new ConflistRunner(host, n2.list, { containerId: cid, netns: ctr.path, ifname: 'eth1' });
+      await r1.add();
+      await r2.add();
+      const defaults = (await routes(ctr)).filter((r) => r.dst === 'default').map((r) => `${r.gateway} ${r.dev}`).sort();
+      expect(defaults).toEqual([`${n1.subnet.gateway} eth0`, `${n2.subnet.gateway} eth1`].sort());
+      expect(await ping(ctr, n2.subnet.gateway)).toBe(true);
+      await r2.del();
+      await r1.del();
+      expect(leases(n1)).toEqual([]);
+      expect(leases(n2)).toEqual([]);
+    });
+
     test('without ipMasq no NAT rule is installed; without isGateway the bridge has no address', async () => {
       const n = makeNet(v, { ipMasq: false, isGateway: false, isDefaultGateway: false });
       const { runner } = await attach(n);

@@ -33,7 +33,7 @@ export interface AddressPlan {
   enableDad?: boolean;
 }
 
-/** `addr add` of each address, `link set up`, `route add` of each route: run in the container. */
+/** `addr add` of each address, `link set up`, `route append` of each route: run in the container. */
 export function addressLines(p: AddressPlan): string[] {
   const lines: string[] = [];
   for (const a of p.addresses) lines.push(`addr add ${a} dev ${p.ifName}${a.includes(':') && !p.enableDad ? ' nodad' : ''}`);
@@ -41,7 +41,9 @@ export function addressLines(p: AddressPlan): string[] {
   for (const r of p.routes) {
     const via = routeVia(r, p.gw4, p.gw6);
     const extra = `${r.mtu ? ` mtu ${r.mtu}` : ''}${r.advmss ? ` advmss ${r.advmss}` : ''}${r.priority ? ` metric ${r.priority}` : ''}${r.table ? ` table ${r.table}` : ''}`;
-    lines.push(`route add ${r.dst}${via ? ` via ${via}` : ''} dev ${p.ifName}${extra}`);
+    // append, not add: a container on a second network already has a default route, and the
+    // reference adds this one beside it (netlink RouteAddEcmp, i.e. NLM_F_APPEND).
+    lines.push(`route append ${r.dst}${via ? ` via ${via}` : ''} dev ${p.ifName}${extra}`);
   }
   return lines;
 }

@@ -65,9 +65,9 @@ describe('containerAddBatch', () => {
       'addr add 10.22.0.5/16 dev eth0',
       'addr add fd00::5/64 dev eth0 nodad',
       'link set dev eth0 up',
-      'route add 0.0.0.0/0 via 10.22.0.1 dev eth0',
-      'route add ::/0 via fd00::1 dev eth0',
-      'route add 192.168.0.0/24 via 10.22.0.254 dev eth0',
+      'route append 0.0.0.0/0 via 10.22.0.1 dev eth0',
+      'route append ::/0 via fd00::1 dev eth0',
+      'route append 192.168.0.0/24 via 10.22.0.254 dev eth0',
       'link show dev eth0',
     ]);
   });
@@ -75,7 +75,7 @@ describe('containerAddBatch', () => {
   test('a route without any gateway goes straight out of the device', () => {
     expect(routeVia({ dst: '10.0.0.0/8' })).toBeUndefined();
     expect(containerAddBatch({ ifName: 'eth0', addresses: [], routes: [{ dst: '10.0.0.0/8', mtu: 1300 }], enableDad: true })).toContain(
-      'route add 10.0.0.0/8 dev eth0 mtu 1300',
+      'route append 10.0.0.0/8 dev eth0 mtu 1300',
     );
   });
 });

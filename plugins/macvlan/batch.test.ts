@@ -29,9 +29,9 @@ describe('macvlan batch builders', () => {
       'addr add 10.1.0.5/24 dev eth0',
       'addr add fd00::5/64 dev eth0 nodad',
       'link set dev eth0 up',
-      'route add 0.0.0.0/0 via 10.1.0.1 dev eth0',
-      'route add ::/0 via fd00::1 dev eth0',
-      'route add 192.168.0.0/16 via 10.1.0.254 dev eth0 metric 5',
+      'route append 0.0.0.0/0 via 10.1.0.1 dev eth0',
+      'route append ::/0 via fd00::1 dev eth0',
+      'route append 192.168.0.0/16 via 10.1.0.254 dev eth0 metric 5',
       'link show dev eth0',
     ]);
   });
