@@ -98,27 +98,11 @@ function run(name, { networks = [], ports, aliases, loopback = true } = {}) {
   return c;
 }
 
-/** ADD a network list; the one known bridge failure is shown and handled as a runtime would. */
+/** ADD a network list and remember the attachment for the teardown. */
 function attach(c, net, att) {
-  try {
-    const a = net.add(att);
-    attachments.push(a);
-    return a;
-  } catch (e) {
-    const bridgeRoute = e instanceof PluginError && e.plugin === 'bridge' && /File exists.*route add 0\.0\.0\.0\/0/s.test(e.message);
-    if (!bridgeRoute) throw e;
-    note(`! PLUGIN PROBLEM: our bridge refused ${c.name}'s second network, because the netns already has a default route:`);
-    note(`    ${e.result.stdout.trim()}`);
-    note(`  (the reference bridge v1.1.1 adds a second default route here and succeeds; ours runs \`ip route add\`.)`);
-    note(`  Docker gives a container on two networks one default route anyway, so the demo cleans up the failed`);
-    note(`  attempt (DEL, as a runtime does) and attaches ${c.name} to ${net.name} without a default route through it.`);
-    net.del({ ...att, result: undefined });
-    const [b, ...rest] = net.list.plugins;
-    const variant = new NetworkList(host, cacheDir, { ...net.list, plugins: [{ ...b, isDefaultGateway: false }, ...rest] });
-    const a = variant.add(att);
-    attachments.push(a);
-    return a;
-  }
+  const a = net.add(att);
+  attachments.push(a);
+  return a;
 }
 
 /** DEL of one attachment (network list in reverse, with the cached result). */
