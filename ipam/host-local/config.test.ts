@@ -3,7 +3,7 @@ import { formatIP } from '../../lib/ip/cidr';
 import { CniError, ErrCode } from '../../lib/skel/errors';
 import type { NetConf } from '../../lib/skel/dispatch';
 import { rangeSetString } from './allocator/range-set';
-import { loadIpamConf, validAttachments } from './config';
+import { loadIpamConf } from './config';
 
 const conf = (ipam: Record<string, unknown>, extra: Record<string, unknown> = {}): NetConf => ({
   cniVersion: '1.1.0',
@@ -86,11 +86,3 @@ describe('loadIpamConf', () => {
   });
 });
 
-describe('validAttachments', () => {
-  it('accepts both spellings and refuses a missing list', () => {
-    const a = [{ containerID: 'c', ifname: 'eth0' }];
-    expect(validAttachments(conf({}, { 'cni.dev/valid-attachments': a }))).toEqual(a);
-    expect(validAttachments(conf({}, { 'cni.dev/attachments': a }))).toEqual(a);
-    expect(codeOf(() => validAttachments(conf({})))).toBe(ErrCode.InvalidConfig);
-  });
-});

@@ -12,7 +12,6 @@ import type { Route } from '../../lib/types/result';
 import { RangeConfigError, type RawRange } from './allocator/range';
 import { type RangeSet, canonicalizeRangeSet, rangeSetsOverlap } from './allocator/range-set';
 import { DEFAULT_DATA_DIR } from './store/disk';
-import type { Attachment } from './store/store';
 
 export interface IpamConfig {
   /** The network name: the lease directory under dataDir. */
@@ -132,10 +131,3 @@ export function loadIpamConf(conf: NetConf, cniArgs: Record<string, string> = {}
   };
 }
 
-/** The attachments GC must keep: `cni.dev/valid-attachments`, or the spec text's `cni.dev/attachments`. */
-export function validAttachments(conf: NetConf): Attachment[] {
-  const list = (conf['cni.dev/valid-attachments'] ?? conf['cni.dev/attachments']) as Attachment[] | undefined;
-  // Absent is not "none valid": releasing every lease on a malformed request would be a disaster.
-  if (!list) throw invalid('GC needs cni.dev/valid-attachments in the config');
-  return list;
-}

@@ -12,7 +12,8 @@ import { CURRENT_VERSION } from '../../lib/skel/versions';
 import type { DNS, IPConfig, Result } from '../../lib/types/result';
 import { IPAllocator } from './allocator/allocator';
 import { rangeSetContains, rangeSetString } from './allocator/range-set';
-import { type IpamConfig, loadIpamConf, validAttachments } from './config';
+import { type IpamConfig, loadIpamConf } from './config';
+import { validAttachments } from '../../lib/skel/gc';
 import { DiskStore } from './store/disk';
 import type { Store } from './store/store';
 

@@ -12,6 +12,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync 
 import { isIP } from 'node:net';
 import type { CmdArgs } from '../../lib/skel/dispatch';
 import { CniError, ErrCode, wrapError } from '../../lib/skel/errors';
+import { validAttachments } from '../../lib/skel/gc';
 import type { Result } from '../../lib/types/result';
 import { withLock } from '../../lib/lock/flock';
 import { failpoint, withRollback } from '../../lib/rollback';
@@ -195,18 +196,10 @@ export async function cmdCheck(args: CmdArgs): Promise<void> {
   });
 }
 
-interface ValidAttachment {
-  containerID?: unknown;
-  ifname?: unknown;
-}
-
 /** GC: drops the lines of attachments not in cni.dev/valid-attachments; stops an empty network's server. */
 export async function cmdGc(args: CmdArgs): Promise<void> {
   const conf = loadNetConf(args);
-  const valid = (conf.raw['cni.dev/valid-attachments'] ?? conf.raw['cni.dev/attachments']) as ValidAttachment[] | undefined;
-  // Absent is not "none valid": dropping every name on a malformed request would be a disaster.
-  if (!Array.isArray(valid)) throw new CniError(ErrCode.InvalidConfig, 'GC needs cni.dev/valid-attachments in the config');
-  const keep = new Set(valid.map((a) => `${String(a.containerID)}\0${String(a.ifname)}`));
+  const keep = new Set(validAttachments(args.conf).map((a) => `${a.containerID}\0${a.ifname}`));
   const paths = netPaths(conf.runDir, conf.name);
   if (!existsSync(paths.dir)) return;
   await withLock(paths.lock, async () => {

@@ -6,11 +6,8 @@
  */
 import type { IP } from '../../../lib/ip/cidr';
 
-/** An attachment as GC receives it in `cni.dev/valid-attachments`. */
-export interface Attachment {
-  containerID: string;
-  ifname: string;
-}
+export type { Attachment } from '../../../lib/skel/gc';
+import type { Attachment } from '../../../lib/skel/gc';
 
 export interface GcOutcome {
   released: IP[];
