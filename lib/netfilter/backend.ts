@@ -3,6 +3,8 @@
  * selectBackend() for one and makes one transaction per operation through it.
  */
 
+import type { Attachment } from '../skel/gc';
+
 /** What identifies the rules of one attachment. */
 export interface Owner {
   /** The network's name (conf.name). */
@@ -26,6 +28,11 @@ export interface NetfilterBackend {
    * when nothing is there.
    */
   teardownMasq(spec: MasqSpec): Promise<void>;
+  /**
+   * GC: removes, in one transaction per table, the masquerade rules of this network whose
+   * owner has no attachment in `valid` (see gc.ts for how each layout tells the owner).
+   */
+  gcMasq(network: string, valid: readonly Attachment[]): Promise<void>;
   /** Throws a CniError naming what is missing when the rules setupMasq made are not all there. */
   checkMasq(spec: MasqSpec): Promise<void>;
 }

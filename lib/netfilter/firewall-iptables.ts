@@ -25,10 +25,12 @@
  */
 import { CniError, ErrCode } from '../skel/errors';
 import type { Family } from '../ip/cidr';
-import { assertPrintable, type BackendOptions, netfilterError, onPath } from './common';
+import { assertPrintable, type BackendOptions, netfilterError } from './common';
 import { quoteRestoreWord } from './iptables';
 import { iptablesComment } from './names';
-import { addrOpt, commentOf, deleteLine, negated, opt, IPT_TOOLS, parseSaveTable, readThenApply, saveTable, type SavedRule, type SavedTable, targetOf } from './ipt-save';
+import { addrOpt, commentOf, deleteLine, forEachInstalledFamily, negated, opt, parseSaveTable, readThenApply, saveTable, type SavedRule, type SavedTable, targetOf } from './ipt-save';
+import type { Attachment } from '../skel/gc';
+import { staleContainers } from './gc';
 import { containerAddrs, type ContainerAddr } from './portmap';
 import type { FirewallBackend, FirewallSpec } from './firewall';
 
@@ -107,13 +109,28 @@ export function iptFirewallSetupScript(spec: FirewallSpec, family: Family, filte
  * uncommented accepts for the given addresses (pure); undefined when there is nothing.
  */
 export function iptFirewallTeardownScript(spec: FirewallSpec, family: Family, filter: SavedTable): string | undefined {
+  return filterScript(ownerAccepts(spec, family, filter));
+}
+
+function ownerAccepts(spec: Pick<FirewallSpec, 'network' | 'containerID' | 'addresses'>, family: Family, filter: SavedTable): SavedRule[] {
   const owner = iptablesComment(spec.network, spec.containerID);
   const addrs = containerAddrs(spec.addresses).filter((a) => a.family === family);
-  const mine = filter.rules.filter(
+  return filter.rules.filter(
     (r) => r.chain === FORWARD_CHAIN && (commentOf(r) === owner || (commentOf(r) === undefined && addrs.some((a) => isInAccept(r, a) || isOutAccept(r, a)))),
   );
-  if (mine.length === 0) return undefined;
-  return ['*filter', ...mine.map(deleteLine), 'COMMIT', ''].join('\n');
+}
+
+const filterScript = (rules: SavedRule[]): string | undefined => (rules.length ? ['*filter', ...rules.map(deleteLine), 'COMMIT', ''].join('\n') : undefined);
+
+/**
+ * The GC input for one family (pure): the accepts of every container this network's comments
+ * name in CNI-FORWARD that has no valid attachment on any interface (the comment has no
+ * interface). The reference's uncommented accepts name no owner and stay; so do the shared
+ * chains and the per-bridge isolation rules, as on DEL.
+ */
+export function iptFirewallGcScript(family: Family, filter: SavedTable, network: string, valid: readonly Attachment[]): string | undefined {
+  const comments = filter.rules.filter((r) => r.chain === FORWARD_CHAIN).map(commentOf);
+  return filterScript(staleContainers(comments, network, valid).flatMap((cid) => ownerAccepts({ network, containerID: cid, addresses: [] }, family, filter)));
 }
 
 /** What setup would have made that is missing (pure). */
@@ -182,15 +199,17 @@ export class IptablesFirewall implements FirewallBackend {
   }
 
   async teardownFirewall(spec: FirewallSpec): Promise<void> {
-    const errors: string[] = [];
-    for (const f of [4, 6] as const) {
-      if (!onPath(IPT_TOOLS[f].save)) continue;
-      try {
-        await this.readThenApply(f, (t) => iptFirewallTeardownScript(spec, f, t));
-      } catch (e) {
-        errors.push(netfilterError(`failed to remove firewall rules (${f === 4 ? 'iptables' : 'ip6tables'}) for ${spec.containerID}`, e).message);
-      }
-    }
-    if (errors.length) throw new CniError(ErrCode.Internal, errors.join('; '));
+    await forEachInstalledFamily(
+      (tool) => `failed to remove firewall rules (${tool}) for ${spec.containerID}`,
+      (f) => this.readThenApply(f, (t) => iptFirewallTeardownScript(spec, f, t)),
+    );
+  }
+
+  async gcFirewall(network: string, valid: readonly Attachment[]): Promise<void> {
+    assertPrintable('network name', network);
+    await forEachInstalledFamily(
+      (tool) => `failed to garbage-collect firewall rules (${tool}) of network ${network}`,
+      (f) => this.readThenApply(f, (t) => iptFirewallGcScript(f, t, network, valid)),
+    );
   }
 }

@@ -28,6 +28,8 @@ import { nftComment, nftInstanceHash } from './names';
 import { emptyRuleset, type NftRuleset, parseNftJson, ruleJump } from './nft-json';
 import { containerAddrs } from './portmap';
 import type { FirewallBackend, FirewallSpec } from './firewall';
+import type { Attachment } from '../skel/gc';
+import { staleNftInstance } from './gc';
 
 export const NFT_FIREWALL_TABLE = 'cni_ts_firewall';
 const T = `inet ${NFT_FIREWALL_TABLE}`;
@@ -89,10 +91,21 @@ export function nftFirewallSetupScript(spec: FirewallSpec, rs: NftRuleset): stri
   return lines.join('\n') + '\n';
 }
 
+const deleteContainerRules = (rules: NftRuleset['rules']): string | undefined =>
+  rules.length ? rules.map((r) => `delete rule ${T} containers handle ${r.handle}`).join('\n') + '\n' : undefined;
+
 /** The teardown transaction; undefined when the owner has no rules (pure). */
 export function nftFirewallTeardownScript(spec: FirewallSpec, rs: NftRuleset): string | undefined {
-  const mine = ownerRules(rs, spec);
-  return mine.length ? mine.map((r) => `delete rule ${T} containers handle ${r.handle}`).join('\n') + '\n' : undefined;
+  return deleteContainerRules(ownerRules(rs, spec));
+}
+
+/**
+ * The GC transaction (pure): this network's rules in the containers chain whose attachment
+ * (instance hash in the comment) is not valid. Isolation rules are per bridge and stay, as on DEL.
+ */
+export function nftFirewallGcScript(rs: NftRuleset, network: string, valid: readonly Attachment[]): string | undefined {
+  const stale = staleNftInstance(network, valid);
+  return deleteContainerRules(rs.rules.filter((r) => r.chain === 'containers' && stale(r.comment)));
 }
 
 /** What setup would have made that is missing (pure). */
@@ -170,6 +183,15 @@ export class NftablesFirewall implements FirewallBackend {
       await this.readThenApply((rs) => nftFirewallTeardownScript(spec, rs));
     } catch (e) {
       throw netfilterError(`failed to remove firewall rules (nftables) for ${spec.containerID}`, e);
+    }
+  }
+
+  async gcFirewall(network: string, valid: readonly Attachment[]): Promise<void> {
+    try {
+      assertPrintable('network name', network);
+      await this.readThenApply((rs) => nftFirewallGcScript(rs, network, valid));
+    } catch (e) {
+      throw netfilterError(`failed to garbage-collect firewall rules (nftables) of network ${network}`, e);
     }
   }
 }

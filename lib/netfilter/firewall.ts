@@ -5,6 +5,7 @@
  * installed backend.
  */
 import type { BackendName, Owner } from './backend';
+import type { Attachment } from '../skel/gc';
 import type { BackendOptions } from './common';
 import { availableBackends, onEveryBackend } from './select';
 import { IptablesFirewall } from './firewall-iptables';
@@ -38,6 +39,11 @@ export interface FirewallBackend {
    * may still be on that bridge, and removing them would race a concurrent ADD.
    */
   teardownFirewall(spec: FirewallSpec): Promise<void>;
+  /**
+   * GC: removes the per-container rules of this network whose owner has no attachment in
+   * `valid`; shared chains and isolation rules stay, as on teardown.
+   */
+  gcFirewall(network: string, valid: readonly Attachment[]): Promise<void>;
 }
 
 export function makeFirewall(name: BackendName, opts: BackendOptions = {}): FirewallBackend {
@@ -47,4 +53,9 @@ export function makeFirewall(name: BackendName, opts: BackendOptions = {}): Fire
 /** Tears down on every installed backend; failures are joined after all have run. */
 export async function teardownFirewallAll(spec: FirewallSpec, available = availableBackends(), opts: BackendOptions = {}): Promise<void> {
   await onEveryBackend('firewall teardown', available, (n) => makeFirewall(n, opts).teardownFirewall(spec));
+}
+
+/** Firewall GC of one network on every installed backend. */
+export async function gcFirewallAll(network: string, valid: readonly Attachment[], available = availableBackends(), opts: BackendOptions = {}): Promise<void> {
+  await onEveryBackend('firewall GC', available, (n) => makeFirewall(n, opts).gcFirewall(network, valid));
 }

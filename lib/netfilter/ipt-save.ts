@@ -6,6 +6,8 @@
  */
 import { run, CommandError } from '../exec/run';
 import type { Family } from '../ip/cidr';
+import { CniError, ErrCode } from '../skel/errors';
+import { netfilterError, onPath } from './common';
 
 export const IPT_TOOLS: Record<Family, { save: string; restore: string }> = {
   4: { save: 'iptables-save', restore: 'iptables-restore' },
@@ -38,6 +40,24 @@ export async function readThenApply<T>(family: Family, netns: string | undefined
       throw e;
     }
   }
+}
+
+/**
+ * Runs `fn` for IPv4 then IPv6, skipping a family whose tools are not installed. Every family
+ * runs even when one fails; the failures are joined into one error, each prefixed with
+ * `context(tool)` (e.g. "failed to remove port mappings (ip6tables) for c1").
+ */
+export async function forEachInstalledFamily(context: (tool: string) => string, fn: (f: Family) => Promise<void>): Promise<void> {
+  const errors: string[] = [];
+  for (const f of [4, 6] as const) {
+    if (!onPath(IPT_TOOLS[f].save)) continue;
+    try {
+      await fn(f);
+    } catch (e) {
+      errors.push(netfilterError(context(f === 4 ? 'iptables' : 'ip6tables'), e).message);
+    }
+  }
+  if (errors.length) throw new CniError(ErrCode.Internal, errors.join('; '));
 }
 
 /** Splits an iptables-save line into words, undoing its double quotes and backslash escapes. */

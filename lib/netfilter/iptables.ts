@@ -21,7 +21,9 @@ import { type Family, formatCidr, networkOf, parseCidr } from '../ip/cidr';
 import type { MasqSpec, NetfilterBackend, Owner } from './backend';
 import { assertPrintable, type BackendOptions, type MasqAddr, MULTICAST, netfilterError, onPath, parseMasqAddresses } from './common';
 import { chainName, iptablesComment } from './names';
-import { IPT_TOOLS, readThenApply, saveTable, splitSaveLine } from './ipt-save';
+import { IPT_TOOLS, forEachInstalledFamily, readThenApply, saveTable, splitSaveLine } from './ipt-save';
+import type { Attachment } from '../skel/gc';
+import { staleContainers } from './gc';
 
 /** One `-A` line of iptables-save, with the parts we look at. */
 export interface SaveRule {
@@ -169,11 +171,27 @@ export function iptSetupScript(owner: Owner, family: Family, addrs: readonly Mas
  * undefined when there is nothing. The deletes reuse iptables-save's own words for the rule.
  */
 export function iptTeardownScript(owner: Owner, nat: NatTable): string | undefined {
-  const chain = chainName(owner.network, owner.containerID);
+  return natScript(iptTeardownLines(owner.network, owner.containerID, nat));
+}
+
+/** The restore lines that remove one container's chain and every rule jumping to it. */
+function iptTeardownLines(network: string, containerID: string, nat: NatTable): string[] {
+  const chain = chainName(network, containerID);
   const lines = nat.rules.filter((r) => r.target === chain && r.chain !== chain).map((r) => r.line.replace(/^-A /, '-D '));
   if (nat.chains.has(chain)) lines.push(`-F ${chain}`, `-X ${chain}`);
-  if (lines.length === 0) return undefined;
-  return ['*nat', ...lines, 'COMMIT', ''].join('\n');
+  return lines;
+}
+
+const natScript = (lines: string[]): string | undefined => (lines.length ? ['*nat', ...lines, 'COMMIT', ''].join('\n') : undefined);
+
+/**
+ * The GC input for one family: the teardown of every container this network's comments name
+ * that has no valid attachment on any interface (the layout has no interface: one chain per
+ * network and container). Undefined when there is nothing.
+ */
+export function iptMasqGcScript(nat: NatTable, network: string, valid: readonly Attachment[]): string | undefined {
+  const stale = staleContainers(nat.rules.map((r) => r.comment), network, valid);
+  return natScript(stale.flatMap((cid) => iptTeardownLines(network, cid, nat)));
 }
 
 /** What setup would have made for this family's addresses that is not in the table. */
@@ -242,6 +260,14 @@ export class IptablesBackend implements NetfilterBackend {
       r.status === 'rejected' ? [netfilterError(`failed to tear down masquerade (${families[i] === 4 ? 'iptables' : 'ip6tables'}) for ${spec.containerID}`, r.reason).message] : [],
     );
     if (errors.length > 0) throw new CniError(ErrCode.Internal, errors.join('; '));
+  }
+
+  async gcMasq(network: string, valid: readonly Attachment[]): Promise<void> {
+    assertPrintable('network name', network);
+    await forEachInstalledFamily(
+      (tool) => `failed to garbage-collect masquerade rules (${tool}) of network ${network}`,
+      (f) => this.readThenApply(f, (nat) => iptMasqGcScript(nat, network, valid)),
+    );
   }
 
   async checkMasq(spec: MasqSpec): Promise<void> {

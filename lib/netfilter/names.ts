@@ -98,3 +98,17 @@ export function nftComment(network: string, ifName: string, containerID: string)
   const text = `${nftInstanceHash(network, ifName, containerID)}, net: ${clean(network)}, if: ${clean(ifName)}, id: ${clean(containerID)}`;
   return truncateBytes(text, NFT_COMMENT_MAX);
 }
+
+/**
+ * The owner marker of a port-mapping container in nft (portmap-nftables.ts), whose own rules
+ * carry the container ID alone: `<network hash>-<hash of containerID>, net: …, id: …`, cut to
+ * 128 bytes. Its first 33 characters (nftOwnerMarkerKey) identify the (network, container).
+ */
+export function nftOwnerMarker(network: string, containerID: string): string {
+  const clean = (s: string): string => s.replaceAll('"', '');
+  return truncateBytes(`${nftOwnerMarkerKey(network, containerID)}, net: ${clean(network)}, id: ${clean(containerID)}`, NFT_COMMENT_MAX);
+}
+
+export function nftOwnerMarkerKey(network: string, containerID: string): string {
+  return `${nftNetworkHash(network)}-${hashWithPrefix(16, '', containerID)}`;
+}

@@ -21,6 +21,8 @@ import { canonicalIP, parseCidr, formatCidr, networkOf } from '../ip/cidr';
 import type { MasqSpec, NetfilterBackend, Owner } from './backend';
 import { assertPrintable, type BackendOptions, type MasqAddr, MULTICAST, netfilterError, parseMasqAddresses } from './common';
 import { nftComment, nftInstanceHash } from './names';
+import type { Attachment } from '../skel/gc';
+import { staleNftInstance } from './gc';
 
 export const NFT_TABLE = 'cni_plugins_masquerade';
 export const NFT_MASQ_CHAIN = 'masq_checks';
@@ -83,6 +85,15 @@ export function nftSetupScript(owner: Owner, addrs: readonly MasqAddr[], staleHa
 export function nftTeardownScript(handles: readonly number[]): string | undefined {
   if (handles.length === 0) return undefined;
   return handles.map((h) => `delete rule ${T} ${NFT_MASQ_CHAIN} handle ${h}`).join('\n') + '\n';
+}
+
+/**
+ * The GC transaction: deletes this network's masq_checks rules whose attachment is not valid
+ * (the comment's instance hash says which); undefined when there are none.
+ */
+export function nftMasqGcScript(listing: NftListing, network: string, valid: readonly Attachment[]): string | undefined {
+  const stale = staleNftInstance(network, valid);
+  return nftTeardownScript(listing.rules.filter((r) => r.chain === NFT_MASQ_CHAIN && stale(r.comment)).map((r) => r.handle));
 }
 
 /** Parses `nft -j list table inet cni_plugins_masquerade`. */
@@ -228,6 +239,15 @@ export class NftablesBackend implements NetfilterBackend {
       await this.readThenApply((l) => nftTeardownScript(findOwnerRules(l, spec).map((r) => r.handle)));
     } catch (e) {
       throw netfilterError(`failed to tear down masquerade (nftables) for ${spec.containerID}`, e);
+    }
+  }
+
+  async gcMasq(network: string, valid: readonly Attachment[]): Promise<void> {
+    try {
+      assertPrintable('network name', network);
+      await this.readThenApply((l) => nftMasqGcScript(l, network, valid));
+    } catch (e) {
+      throw netfilterError(`failed to garbage-collect masquerade rules (nftables) of network ${network}`, e);
     }
   }
 

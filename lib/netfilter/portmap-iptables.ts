@@ -24,10 +24,12 @@
 import { CniError, ErrCode } from '../skel/errors';
 import type { Family } from '../ip/cidr';
 import type { Owner } from './backend';
-import { assertPrintable, type BackendOptions, netfilterError, onPath } from './common';
+import { assertPrintable, type BackendOptions, netfilterError } from './common';
 import { quoteRestoreWord } from './iptables';
 import { chainNameWithPrefix, iptablesComment } from './names';
-import { addrOpt, deleteLine, opt, IPT_TOOLS, parseSaveTable, readThenApply, saveTable, type SavedRule, type SavedTable, targetOf } from './ipt-save';
+import { addrOpt, commentOf, deleteLine, forEachInstalledFamily, opt, parseSaveTable, readThenApply, saveTable, type SavedRule, type SavedTable, targetOf } from './ipt-save';
+import type { Attachment } from '../skel/gc';
+import { staleContainers } from './gc';
 import { type ContainerAddr, containerAddrs, mappingsFor, type PortForwarder, type PortMapSpec } from './portmap';
 
 export const TOP_DNAT_CHAIN = 'CNI-HOSTPORT-DNAT';
@@ -140,11 +142,27 @@ export function iptForwardScript(spec: PortMapSpec, a: ContainerAddr, nat: Saved
 
 /** The iptables-restore input that removes the owner's chains and every jump to them (pure). */
 export function iptUnforwardScript(owner: Owner, nat: SavedTable): string | undefined {
-  const mine = [dnatChainName(owner.network, owner.containerID), oldSnatChainName(owner.network, owner.containerID)];
+  return natScript(iptUnforwardLines(owner.network, owner.containerID, nat));
+}
+
+function iptUnforwardLines(network: string, containerID: string, nat: SavedTable): string[] {
+  const mine = [dnatChainName(network, containerID), oldSnatChainName(network, containerID)];
   const lines = nat.rules.filter((r) => mine.includes(targetOf(r) ?? '') && !mine.includes(r.chain)).map(deleteLine);
   for (const c of mine) if (nat.chains.has(c)) lines.push(`-F ${c}`, `-X ${c}`);
-  if (lines.length === 0) return undefined;
-  return ['*nat', ...lines, 'COMMIT', ''].join('\n');
+  return lines;
+}
+
+const natScript = (lines: string[]): string | undefined => (lines.length ? ['*nat', ...lines, 'COMMIT', ''].join('\n') : undefined);
+
+/**
+ * The GC input for one family (pure): the unforward of every container whose entry rules in
+ * CNI-HOSTPORT-DNAT carry this network's `dnat name: … id: …` comment and that has no valid
+ * attachment on any interface (the layout is per network and container). A CNI-DN chain
+ * without an entry rule names no network and stays.
+ */
+export function iptPortsGcScript(nat: SavedTable, network: string, valid: readonly Attachment[]): string | undefined {
+  const comments = nat.rules.filter((r) => r.chain === TOP_DNAT_CHAIN).map(commentOf);
+  return natScript(staleContainers(comments, network, valid, 'dnat ').flatMap((cid) => iptUnforwardLines(network, cid, nat)));
 }
 
 /** What forward would have made for this address that is not in the table (pure). */
@@ -222,15 +240,17 @@ export class IptablesPortForwarder implements PortForwarder {
   }
 
   async unforwardPorts(owner: Owner): Promise<void> {
-    const errors: string[] = [];
-    for (const f of [4, 6] as const) {
-      if (!onPath(IPT_TOOLS[f].save)) continue;
-      try {
-        await this.readThenApply(f, (nat) => iptUnforwardScript(owner, nat));
-      } catch (e) {
-        errors.push(netfilterError(`failed to remove port mappings (${f === 4 ? 'iptables' : 'ip6tables'}) for ${owner.containerID}`, e).message);
-      }
-    }
-    if (errors.length) throw new CniError(ErrCode.Internal, errors.join('; '));
+    await forEachInstalledFamily(
+      (tool) => `failed to remove port mappings (${tool}) for ${owner.containerID}`,
+      (f) => this.readThenApply(f, (nat) => iptUnforwardScript(owner, nat)),
+    );
+  }
+
+  async gcPorts(network: string, valid: readonly Attachment[]): Promise<void> {
+    assertPrintable('network name', network);
+    await forEachInstalledFamily(
+      (tool) => `failed to garbage-collect port mappings (${tool}) of network ${network}`,
+      (f) => this.readThenApply(f, (nat) => iptPortsGcScript(nat, network, valid)),
+    );
   }
 }

@@ -6,6 +6,7 @@
 import { CniError, ErrCode } from '../skel/errors';
 import { type Family, parseCidr, parseIP, formatIP } from '../ip/cidr';
 import type { BackendName, Owner } from './backend';
+import type { Attachment } from '../skel/gc';
 import { type BackendOptions } from './common';
 import { availableBackends, onEveryBackend } from './select';
 import { IptablesPortForwarder } from './portmap-iptables';
@@ -55,6 +56,8 @@ export interface PortForwarder {
   checkPorts(spec: PortMapSpec): Promise<void>;
   /** Removes everything the owner has, in every family; succeeds when nothing is there. */
   unforwardPorts(owner: Owner): Promise<void>;
+  /** GC: removes the mappings of this network's containers that have no attachment in `valid`. */
+  gcPorts(network: string, valid: readonly Attachment[]): Promise<void>;
 }
 
 /** Parses spec.addresses; malformed is a config error. */
@@ -97,4 +100,9 @@ export function makePortForwarder(name: BackendName, opts: BackendOptions = {}):
  */
 export async function unforwardPortsAll(owner: Owner, available = availableBackends(), opts: BackendOptions = {}): Promise<void> {
   await onEveryBackend('port mapping teardown', available, (n) => makePortForwarder(n, opts).unforwardPorts(owner));
+}
+
+/** Port-mapping GC of one network on every installed backend. */
+export async function gcPortsAll(network: string, valid: readonly Attachment[], available = availableBackends(), opts: BackendOptions = {}): Promise<void> {
+  await onEveryBackend('port mapping GC', available, (n) => makePortForwarder(n, opts).gcPorts(network, valid));
 }

@@ -8,6 +8,7 @@
  */
 import { asCniError, CniError, ErrCode } from '../skel/errors';
 import type { BackendName, MasqSpec, NetfilterBackend } from './backend';
+import type { Attachment } from '../skel/gc';
 import { type BackendOptions, onPath } from './common';
 import { IptablesBackend } from './iptables';
 import { NftablesBackend } from './nftables';
@@ -66,4 +67,9 @@ export async function onEveryBackend(what: string, available: Record<BackendName
 /** Masquerade teardown on every installed backend (see onEveryBackend). */
 export async function teardownMasqAll(spec: MasqSpec, opts: SelectOptions = {}): Promise<void> {
   await onEveryBackend('masquerade teardown', opts.available ?? availableBackends(), (n) => makeBackend(n, opts).teardownMasq(spec));
+}
+
+/** Masquerade GC of one network on every installed backend (see onEveryBackend). */
+export async function gcMasqAll(network: string, valid: readonly Attachment[], opts: SelectOptions = {}): Promise<void> {
+  await onEveryBackend('masquerade GC', opts.available ?? availableBackends(), (n) => makeBackend(n, opts).gcMasq(network, valid));
 }
