@@ -55,12 +55,13 @@ export type DelStep = [what: string, fn: () => Promise<unknown>] | false | undef
  * Runs every step of a DEL at once and waits for all of them (DEL is best-effort, and its steps
  * — lease release, link delete, rule teardown — do not depend on each other), then throws one
  * error naming every failure, in step order: `<plugin> DEL: IPAM DEL: …; delete eth0: …`.
+ * GC runs its steps (IPAM GC, rule GC) the same way, with `verb` 'GC'.
  */
-export async function bestEffort(plugin: string, steps: DelStep[]): Promise<void> {
+export async function bestEffort(plugin: string, steps: DelStep[], verb: 'DEL' | 'GC' = 'DEL'): Promise<void> {
   const todo = steps.filter((s): s is [string, () => Promise<unknown>] => Boolean(s));
   const settled = await Promise.allSettled(todo.map(([, fn]) => fn()));
   const errors = settled.flatMap((r, i) => (r.status === 'rejected' ? [`${todo[i]![0]}: ${r.reason instanceof Error ? r.reason.message : String(r.reason)}`] : []));
-  if (errors.length) throw new CniError(ErrCode.Internal, `${plugin} DEL: ${errors.join('; ')}`);
+  if (errors.length) throw new CniError(ErrCode.Internal, `${plugin} ${verb}: ${errors.join('; ')}`);
 }
 
 /** Test hook: throws when CNI_TS_FAILPOINT names this point, to prove rollback leaves nothing behind. */

@@ -21,7 +21,8 @@ import { ipamAdd, ipamExec } from '../../lib/ipam/exec';
 import { bestEffort, failpoint, withRollback, type Rollback } from '../../lib/rollback';
 import { CHECK_LINES, delLinkInNetns, verifyInterface } from '../../lib/iproute/iface';
 import { parseCidr, networkAddr, nextIP, formatIP, canonicalIP } from '../../lib/ip/cidr';
-import { selectBackend, teardownMasqAll } from '../../lib/netfilter/select';
+import { gcMasqAll, selectBackend, teardownMasqAll } from '../../lib/netfilter/select';
+import { validAttachments } from '../../lib/skel/gc';
 import type { MasqSpec } from '../../lib/netfilter/backend';
 import { loadNetConf, type BridgeConf } from './config';
 import { containerAddBatch, gatewayBatch, hostAddBatch } from './batch';
@@ -275,11 +276,22 @@ export async function cmdCheck(args: CmdArgs): Promise<void> {
   }
 }
 
-/** GC and STATUS concern the addresses: forwarded to the IPAM. */
+/**
+ * GC: forwarded to the IPAM, and with ipMasq the masquerade rules of this network whose
+ * attachment is not in cni.dev/valid-attachments go, on every installed backend. Both steps
+ * run; their failures are reported together.
+ */
 export async function cmdGc(args: CmdArgs): Promise<void> {
   const conf = loadNetConf(args);
-  if (conf.hasIpam) await ipamExec('GC', args);
+  const valid = validAttachments(args.conf);
+  await bestEffort(
+    'bridge',
+    [conf.hasIpam && ['IPAM GC', () => ipamExec('GC', args)], conf.ipMasq && ['masquerade GC', () => gcMasqAll(conf.name, valid)]],
+    'GC',
+  );
 }
+
+/** STATUS concerns the addresses: forwarded to the IPAM. */
 
 export async function cmdStatus(args: CmdArgs): Promise<void> {
   const conf = loadNetConf(args);

@@ -12,7 +12,8 @@ import type { CmdArgs } from '../../lib/skel/dispatch';
 import { CniError, ErrCode } from '../../lib/skel/errors';
 import type { Result } from '../../lib/types/result';
 import { availableBackends, selectBackend } from '../../lib/netfilter/select';
-import { type FirewallSpec, makeFirewall, teardownFirewallAll } from '../../lib/netfilter/firewall';
+import { type FirewallSpec, gcFirewallAll, makeFirewall, teardownFirewallAll } from '../../lib/netfilter/firewall';
+import { validAttachments } from '../../lib/skel/gc';
 import { loadNetConf, type FirewallConf } from './config';
 
 function spec(conf: FirewallConf, args: CmdArgs): FirewallSpec {
@@ -66,4 +67,10 @@ export async function cmdCheck(args: CmdArgs): Promise<void> {
   const s = spec(conf, args);
   requireBridge(conf, s);
   await backendFor(conf).checkFirewall(s);
+}
+
+/** GC: removes, on every installed backend, the per-container rules of this network's attachments not in cni.dev/valid-attachments. */
+export async function cmdGc(args: CmdArgs): Promise<void> {
+  const conf = loadNetConf(args);
+  await gcFirewallAll(conf.name, validAttachments(args.conf), availableBackends());
 }

@@ -1,4 +1,4 @@
 import { pluginMain } from '../../lib/skel/dispatch';
-import { cmdAdd, cmdCheck, cmdDel } from './firewall';
+import { cmdAdd, cmdCheck, cmdDel, cmdGc } from './firewall';
 
-pluginMain({ add: cmdAdd, del: cmdDel, check: cmdCheck }, 'CNI firewall plugin (cni-ts)');
+pluginMain({ add: cmdAdd, del: cmdDel, check: cmdCheck, gc: cmdGc }, 'CNI firewall plugin (cni-ts)');

@@ -1,4 +1,4 @@
 import { pluginMain } from '../../lib/skel/dispatch';
-import { cmdAdd, cmdCheck, cmdDel } from './portmap';
+import { cmdAdd, cmdCheck, cmdDel, cmdGc } from './portmap';
 
-pluginMain({ add: cmdAdd, del: cmdDel, check: cmdCheck }, 'CNI portmap plugin (cni-ts)');
+pluginMain({ add: cmdAdd, del: cmdDel, check: cmdCheck, gc: cmdGc }, 'CNI portmap plugin (cni-ts)');

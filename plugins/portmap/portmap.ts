@@ -17,7 +17,8 @@ import { CniError, ErrCode } from '../../lib/skel/errors';
 import type { Result } from '../../lib/types/result';
 import { availableBackends, selectBackend } from '../../lib/netfilter/select';
 import type { BackendName } from '../../lib/netfilter/backend';
-import { makePortForwarder, type PortMapSpec, unforwardPortsAll } from '../../lib/netfilter/portmap';
+import { gcPortsAll, makePortForwarder, type PortMapSpec, unforwardPortsAll } from '../../lib/netfilter/portmap';
+import { validAttachments } from '../../lib/skel/gc';
 import { withRollback } from '../../lib/rollback';
 import { loadNetConf, type PortMapConf } from './config';
 
@@ -86,4 +87,13 @@ export async function cmdCheck(args: CmdArgs): Promise<void> {
   if (!args.prevResult) throw new CniError(ErrCode.InvalidConfig, 'Required prevResult missing');
   if (conf.mappings.length === 0 || conf.addresses.length === 0) return;
   await makePortForwarder(backendName(conf)).checkPorts(spec(conf, args));
+}
+
+/**
+ * GC: removes, on every installed backend, the mappings of this network's containers that have
+ * no attachment in cni.dev/valid-attachments (lib/netfilter/gc.ts says how the network is told).
+ */
+export async function cmdGc(args: CmdArgs): Promise<void> {
+  const conf = loadNetConf(args);
+  await gcPortsAll(conf.name, validAttachments(args.conf), availableBackends());
 }
