@@ -9,7 +9,7 @@ import { execOk, inNetns } from './helpers/exec';
 import { type IpLink, addressesOf, eventually, link, links, natRulesFor, ping, readSysctl, routes, rulesForContainer } from './helpers/ip-json';
 import { Registry, type Netns, uniqueBridgeName, uniqueContainerId, uniqueNetName, uniqueSubnet24 } from './helpers/netns';
 import { IMPL, PLUGIN_DIR, SPEC_VERSIONS, knownReferenceBug, oursOnly, versionGap, versionGte } from './helpers/plugin-dir';
-import { ConflistRunner, type Json, type NetConfList, describeRun, expectCniError, runPlugin } from './helpers/run-plugin';
+import { ConflistRunner, type Json, type NetConfList, describeRun, expectCniError, gcList, runPlugin } from './helpers/run-plugin';
 
 const maybe = process.getuid?.() === 0 ? describe : describe.skip;
 
@@ -128,6 +128,55 @@ maybe(`bridge [${IMPL}: ${PLUGIN_DIR}]`, () => {
       expect(await natRulesFor(host, ctrIp)).toEqual([]);
       expect(await rulesForContainer(host, cid)).toEqual([]);
       await runner.del();
+    });
+  });
+
+  describe('GC (cniVersion 1.1.0)', () => {
+    const v = '1.1.0';
+    const gcTest = knownReferenceBug(versionGap('bridge', v) ?? 'no-gc');
+    const valid = (...cids: string[]) => cids.map((containerID) => ({ containerID, ifname: 'eth0' }));
+
+    for (const backend of IMPL === 'ours' ? ['nftables', 'iptables'] : [undefined]) {
+      gcTest(`GC removes the NAT rules and lease of attachments not in valid-attachments, keeps the rest (ipMasqBackend ${backend ?? 'default'})`, async () => {
+        const n = makeNet(v, backend ? { ipMasqBackend: backend } : {});
+        const a = await attach(n);
+        const b = await attach(n);
+        const ipA = ((await a.runner.add()).ips[0].address as string).split('/')[0]!;
+        const ipB = ((await b.runner.add()).ips[0].address as string).split('/')[0]!;
+        expect(await natRulesFor(host, ipA)).not.toEqual([]);
+        // Both valid: nothing goes.
+        await gcList(host, n.list, valid(a.cid, b.cid));
+        expect(leases(n).sort()).toEqual([ipA, ipB].sort());
+        expect(await natRulesFor(host, ipA)).not.toEqual([]);
+        // Only B valid: A's rules and lease go (its netns may be assumed gone), B's stay and work.
+        await reg.deleteNetns(a.ctr);
+        await gcList(host, n.list, valid(b.cid));
+        expect(leases(n)).toEqual([ipB]);
+        expect(await natRulesFor(host, ipA)).toEqual([]);
+        expect(await rulesForContainer(host, a.cid)).toEqual([]);
+        expect(await natRulesFor(host, ipB)).not.toEqual([]);
+        await b.runner.check();
+        await b.runner.del();
+        expect(await rulesForContainer(host, b.cid)).toEqual([]);
+      });
+    }
+
+    gcTest("GC of one network with an empty valid list never touches another network's NAT rules", async () => {
+      const n1 = makeNet(v);
+      const n2 = makeNet(v);
+      const a = await attach(n1);
+      const b = await attach(n2);
+      const ipA = ((await a.runner.add()).ips[0].address as string).split('/')[0]!;
+      const ipB = ((await b.runner.add()).ips[0].address as string).split('/')[0]!;
+      const before = await natRulesFor(host, ipB);
+      expect(before).not.toEqual([]);
+      await gcList(host, n1.list, []);
+      expect(await natRulesFor(host, ipA)).toEqual([]);
+      expect(leases(n1)).toEqual([]);
+      expect(await natRulesFor(host, ipB)).toEqual(before);
+      expect(leases(n2)).toEqual([ipB]);
+      await b.runner.check();
+      await b.runner.del();
     });
   });
 

@@ -6,7 +6,7 @@ import { execOk, inNetns } from './helpers/exec';
 import { netfilterDump, ping } from './helpers/ip-json';
 import { Registry, type Netns, uniqueBridgeName, uniqueContainerId, uniqueNetName, uniqueSubnet24 } from './helpers/netns';
 import { IMPL, PLUGIN_DIR, SPEC_VERSIONS, versionGap, versionGte } from './helpers/plugin-dir';
-import { ConflistRunner, type Json, type NetConfList, expectCniError, runPlugin } from './helpers/run-plugin';
+import { ConflistRunner, type Json, type NetConfList, expectCniError, gcList, runPlugin } from './helpers/run-plugin';
 import { iptablesComment, nftInstanceHash } from '../lib/netfilter/names';
 
 const maybe = process.getuid?.() === 0 ? describe : describe.skip;
@@ -113,6 +113,43 @@ maybe(`firewall [${IMPL}: ${PLUGIN_DIR}]`, () => {
       expect(await rulesOf(A, a1.cid, a1.ip)).toEqual([]);
       expect((await rulesOf(A, a2.cid, a2.ip)).length).toBeGreaterThan(0);
       expect(await ping(a2.ctr, b1.ip)).toBe(false);
+    });
+
+    describe('GC (cniVersion 1.1.0)', () => {
+      // The reference has no GC (plugins#1047) and, at v1.1.1, no 1.1.0 either.
+      const gcTest = refBug(true);
+      const valid = (...cids: string[]) => cids.map((containerID) => ({ containerID, ifname: 'eth0' }));
+
+      gcTest('GC removes the rules of attachments not in valid-attachments, keeps the rest', async () => {
+        const n = makeNet('1.1.0', fwConf('same-bridge'));
+        const a = await attach(n);
+        const b = await attach(n);
+        const rulesA = await rulesOf(n, a.cid, a.ip);
+        expect(rulesA.length).toBeGreaterThan(0);
+        await gcList(host, n.list, valid(a.cid, b.cid));
+        expect(await rulesOf(n, a.cid, a.ip)).toEqual(rulesA);
+        await reg.deleteNetns(a.ctr);
+        await gcList(host, n.list, valid(b.cid));
+        expect(await rulesOf(n, a.cid, a.ip)).toEqual([]);
+        expect((await rulesOf(n, b.cid, b.ip)).length).toBeGreaterThan(0);
+        await b.runner.check();
+        expect(await ping(b.ctr, n.gw)).toBe(true);
+        await b.runner.del();
+      });
+
+      gcTest("GC of one network with an empty valid list never removes another network's rules", async () => {
+        const n1 = makeNet('1.1.0', fwConf());
+        const n2 = makeNet('1.1.0', fwConf());
+        const a = await attach(n1);
+        const b = await attach(n2);
+        const rulesB = await rulesOf(n2, b.cid, b.ip);
+        expect(rulesB.length).toBeGreaterThan(0);
+        await gcList(host, n1.list, []);
+        expect(await rulesOf(n1, a.cid, a.ip)).toEqual([]);
+        expect(await rulesOf(n2, b.cid, b.ip)).toEqual(rulesB);
+        await b.runner.check();
+        await b.runner.del();
+      });
     });
 
     test('DEL with an empty CNI_NETNS after the netns died removes the rules', async () => {

@@ -6,10 +6,10 @@
 // and interop with the reference in both directions.
 import { existsSync } from 'node:fs';
 import { execOk, inNetns } from './helpers/exec';
-import { netfilterDump } from './helpers/ip-json';
+import { natRulesFor, netfilterDump } from './helpers/ip-json';
 import { Registry, type Netns, randomHex, uniqueBridgeName, uniqueContainerId, uniqueNetName, uniqueSubnet24 } from './helpers/netns';
 import { IMPL, PLUGIN_DIR, SPEC_VERSIONS, versionGap, versionGte } from './helpers/plugin-dir';
-import { ConflistRunner, type Json, type NetConfList, expectCniError, runPlugin } from './helpers/run-plugin';
+import { ConflistRunner, type Json, type NetConfList, expectCniError, gcList, runPlugin } from './helpers/run-plugin';
 import { EchoServer, talk } from './helpers/sockets';
 import { dnatChainName } from '../lib/netfilter/portmap-iptables';
 
@@ -22,6 +22,7 @@ const maybe = process.getuid?.() === 0 ? describe : describe.skip;
 const PORTMAP_BUGS = {
   'portmap-check-ipv6': 'plugins#819: CHECK looks for an ip6tables chain it never made for an IPv4-only container',
   'no-spec-1.1.0': 'plugins v1.1.1 supports cniVersion up to 1.0.0',
+  'no-gc': 'plugins#1047: portmap implements no GC; stale mappings stay',
 } as const;
 function refBug(name: keyof typeof PORTMAP_BUGS | null | undefined): jest.It {
   if (!name || IMPL !== 'reference' || process.env.CONFORMANCE_SHOW_REFERENCE_BUGS === '1') return test;
@@ -201,6 +202,43 @@ maybe(`portmap [${IMPL}: ${PLUGIN_DIR}]`, () => {
       if (IMPL === 'reference') return; // the reference returns early without runtimeConfig
       expect(r.code).toBe(0);
       expect(await rulesOf(n, a.cid)).toEqual([]);
+    });
+
+    describe('GC (cniVersion 1.1.0)', () => {
+      const gcTest = refBug(versionGap('portmap', '1.1.0') ? 'no-spec-1.1.0' : 'no-gc');
+      const valid = (...cids: string[]) => cids.map((containerID) => ({ containerID, ifname: 'eth0' }));
+
+      gcTest('GC removes the mappings of attachments not in valid-attachments; the valid one keeps answering', async () => {
+        const n = makeNet('1.1.0', backend);
+        const a = await attach(n, [TCP(18085)]);
+        const b = await attach(n, [TCP(18086)]);
+        servers.push(await EchoServer.start(b.ctr.path, 80, 'B'));
+        const rulesA = await rulesOf(n, a.cid);
+        expect(rulesA.length).toBeGreaterThan(0);
+        await gcList(host, n.list, valid(a.cid, b.cid));
+        expect(await rulesOf(n, a.cid)).toEqual(rulesA);
+        await reg.deleteNetns(a.ctr);
+        await gcList(host, n.list, valid(b.cid));
+        expect(await rulesOf(n, a.cid)).toEqual([]);
+        expect(await natRulesFor(host, a.ip)).toEqual([]);
+        expect((await rulesOf(n, b.cid)).length).toBeGreaterThan(0);
+        expect(await talk(client.path, 'tcp', hostAddr, 18086)).toBe('B');
+        await b.runner.del();
+      });
+
+      gcTest("GC of one network with an empty valid list never removes another network's mappings", async () => {
+        const n1 = makeNet('1.1.0', backend);
+        const n2 = makeNet('1.1.0', backend);
+        const a = await attach(n1, [TCP(18087)]);
+        const b = await attach(n2, [TCP(18088)]);
+        servers.push(await EchoServer.start(b.ctr.path, 80, 'B'));
+        const rulesB = await rulesOf(n2, b.cid);
+        await gcList(host, n1.list, []);
+        expect(await rulesOf(n1, a.cid)).toEqual([]);
+        expect(await rulesOf(n2, b.cid)).toEqual(rulesB);
+        expect(await talk(client.path, 'tcp', hostAddr, 18088)).toBe('B');
+        await b.runner.del();
+      });
     });
 
     test('no portMappings: ADD passes prevResult through and creates nothing', async () => {

@@ -68,7 +68,7 @@ export const REFERENCE_BUGS = {
   },
   'no-gc': {
     issue: 'containernetworking/plugins#1047',
-    reason: 'host-local has no GC verb ("FIXME GC"); leases not in cni.dev/valid-attachments stay',
+    reason: 'host-local has no GC verb ("FIXME GC"); leases not in cni.dev/valid-attachments stay (and bridge GC only forwards to it, so NAT rules stay too)',
   },
   'no-status': {
     issue: 'containernetworking/plugins#1014',

@@ -140,6 +140,19 @@ export class ListError extends Error {
   }
 }
 
+/**
+ * GC of a whole conflist as libcni's GCNetworkList sends it (after its synthesized DELs): every
+ * plugin in order, with `cni.dev/valid-attachments` (and the spec text's `cni.dev/attachments`).
+ * Throws naming the plugin when one fails; GC prints nothing on success.
+ */
+export async function gcList(host: Netns, list: NetConfList, valid: { containerID: string; ifname: string }[]): Promise<void> {
+  for (const p of list.plugins) {
+    const config = { ...p, cniVersion: list.cniVersion, name: list.name, 'cni.dev/valid-attachments': valid, 'cni.dev/attachments': valid };
+    const r = await runPlugin({ plugin: p.type, command: 'GC', host, config });
+    if (r.code !== 0 || r.stdout.trim() !== '') throw new ListError(`plugin ${p.type} failed (gc):\n${describeRun(r)}`, r, p.type);
+  }
+}
+
 /** Runs a conflist against one attachment, keeping the cached result like libcni does. */
 export class ConflistRunner {
   cachedResult: Json;
