@@ -25,7 +25,7 @@ import { run, CommandError } from '../exec/run';
 import { CniError, ErrCode } from '../skel/errors';
 import { assertPrintable, type BackendOptions, netfilterError } from './common';
 import { nftComment, nftInstanceHash } from './names';
-import { emptyRuleset, type NftRuleset, parseNftJson, ruleJump } from './nft-json';
+import { emptyRuleset, type NftRuleset, nftReadThenApply, parseNftJson, ruleJump } from './nft-json';
 import { containerAddrs } from './portmap';
 import type { FirewallBackend, FirewallSpec } from './firewall';
 import type { Attachment } from '../skel/gc';
@@ -144,18 +144,8 @@ export class NftablesFirewall implements FirewallBackend {
     return parseNftJson(r.stdout);
   }
 
-  private async readThenApply(build: (rs: NftRuleset) => string | undefined): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      const script = build(await this.read());
-      if (script === undefined) return;
-      try {
-        await run(['nft', '-f', '-'], { netns: this.opts.netns, input: script });
-        return;
-      } catch (e) {
-        if (attempt === 0 && e instanceof CommandError && /No such file or directory/i.test(e.stderr)) continue;
-        throw e;
-      }
-    }
+  private readThenApply(build: (rs: NftRuleset) => string | undefined): Promise<void> {
+    return nftReadThenApply(this.opts.netns, () => this.read(), build);
   }
 
   async setupFirewall(spec: FirewallSpec): Promise<void> {

@@ -1,8 +1,29 @@
 /**
  * Reading `nft -j list …` output into tables, chains and rules, for the portmap and firewall
- * backends (which may own tables in several families). Pure.
+ * backends (which may own tables in several families), and the read-build-apply transaction
+ * every nftables backend uses.
  */
 import { CniError, ErrCode } from '../skel/errors';
+import { CommandError, run } from '../exec/run';
+
+/**
+ * One transaction: reads, builds the `nft -f -` input from what it read and applies it. If nft
+ * says a rule or table it meant to touch is gone (a concurrent DEL), it reads and tries once
+ * more. `build` returning undefined means nothing to do.
+ */
+export async function nftReadThenApply<T>(netns: string | undefined, read: () => Promise<T>, build: (t: T) => string | undefined): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    const script = build(await read());
+    if (script === undefined) return;
+    try {
+      await run(['nft', '-f', '-'], { netns, input: script });
+      return;
+    } catch (e) {
+      if (attempt === 0 && e instanceof CommandError && /No such file or directory/i.test(e.stderr)) continue;
+      throw e;
+    }
+  }
+}
 
 export interface NftJsonRule {
   family: string;

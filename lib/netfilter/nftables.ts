@@ -23,6 +23,7 @@ import { assertPrintable, type BackendOptions, type MasqAddr, MULTICAST, netfilt
 import { nftComment, nftInstanceHash } from './names';
 import type { Attachment } from '../skel/gc';
 import { staleNftInstance } from './gc';
+import { nftReadThenApply } from './nft-json';
 
 export const NFT_TABLE = 'cni_plugins_masquerade';
 export const NFT_MASQ_CHAIN = 'masq_checks';
@@ -201,26 +202,12 @@ export class NftablesBackend implements NetfilterBackend {
     return parseNftListing(r.stdout);
   }
 
-  private async apply(script: string): Promise<void> {
-    await run(['nft', '-f', '-'], { netns: this.opts.netns, input: script });
-  }
-
   /**
    * Reads, builds a transaction from what it read and applies it. If the apply fails because
    * a rule it meant to delete vanished meanwhile (a concurrent DEL), it reads and tries once more.
    */
-  private async readThenApply(build: (l: NftListing) => string | undefined): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      const script = build(await this.list());
-      if (script === undefined) return;
-      try {
-        await this.apply(script);
-        return;
-      } catch (e) {
-        if (attempt === 0 && e instanceof CommandError && /No such file or directory/i.test(e.stderr)) continue;
-        throw e;
-      }
-    }
+  private readThenApply(build: (l: NftListing) => string | undefined): Promise<void> {
+    return nftReadThenApply(this.opts.netns, () => this.list(), build);
   }
 
   async setupMasq(spec: MasqSpec): Promise<void> {

@@ -35,7 +35,7 @@ import { CniError, ErrCode } from '../skel/errors';
 import type { Family } from '../ip/cidr';
 import type { Owner } from './backend';
 import { assertPrintable, type BackendOptions, netfilterError } from './common';
-import { type NftRuleset, parseNftJson, ruleDnat, ruleDport, ruleJump } from './nft-json';
+import { type NftRuleset, nftReadThenApply, parseNftJson, ruleDnat, ruleDport, ruleJump } from './nft-json';
 import { nftNetworkHash, nftOwnerMarker, nftOwnerMarkerKey } from './names';
 import type { Attachment } from '../skel/gc';
 import { type ContainerAddr, containerAddrs, mappingsFor, type PortForwarder, type PortMapSpec } from './portmap';
@@ -197,18 +197,8 @@ export class NftablesPortForwarder implements PortForwarder {
     return parseNftJson(r.stdout || '{"nftables":[]}');
   }
 
-  private async readThenApply(build: (rs: NftRuleset) => string | undefined): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      const script = build(await this.read());
-      if (script === undefined) return;
-      try {
-        await run(['nft', '-f', '-'], { netns: this.opts.netns, input: script });
-        return;
-      } catch (e) {
-        if (attempt === 0 && e instanceof CommandError && /No such file or directory/i.test(e.stderr)) continue;
-        throw e;
-      }
-    }
+  private readThenApply(build: (rs: NftRuleset) => string | undefined): Promise<void> {
+    return nftReadThenApply(this.opts.netns, () => this.read(), build);
   }
 
   async forwardPorts(spec: PortMapSpec): Promise<void> {
