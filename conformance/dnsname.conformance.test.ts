@@ -9,7 +9,7 @@
 // Every dnsmasq runs in a sandbox host netns; afterEach kills any left by a failing test.
 import { chmodSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { exec, execOk, inNetns } from './helpers/exec';
+import { execOk, inNetns } from './helpers/exec';
 import { eventually, ping } from './helpers/ip-json';
 import { Registry, type Netns, uniqueBridgeName, uniqueContainerId, uniqueNetName, uniqueSubnet24 } from './helpers/netns';
 import { IMPL, PLUGIN_DIR, SPEC_VERSIONS, pluginPath, versionGte } from './helpers/plugin-dir';

@@ -4,6 +4,7 @@ import { CniError, ErrCode } from '../../lib/skel/errors';
 import type { NetConf } from '../../lib/skel/dispatch';
 import { rangeSetString } from './allocator/range-set';
 import { loadIpamConf } from './config';
+import { codeOf } from '../../lib/skel/testing';
 
 const conf = (ipam: Record<string, unknown>, extra: Record<string, unknown> = {}): NetConf => ({
   cniVersion: '1.1.0',
@@ -12,15 +13,6 @@ const conf = (ipam: Record<string, unknown>, extra: Record<string, unknown> = {}
   ipam: { type: 'host-local', ...ipam },
   ...extra,
 });
-
-const codeOf = (f: () => unknown): number | undefined => {
-  try {
-    f();
-  } catch (e) {
-    return (e as CniError).code;
-  }
-  return undefined;
-};
 
 describe('loadIpamConf', () => {
   it('reads the legacy top-level range and defaults dataDir', () => {

@@ -1,17 +1,9 @@
-import { ErrCode, CniError } from './errors';
+import { ErrCode } from './errors';
 import type { NetConf } from './dispatch';
 import { validAttachments } from './gc';
+import { codeOf } from './testing';
 
 const conf = (extra: Record<string, unknown>): NetConf => ({ cniVersion: '1.1.0', name: 'n', type: 't', ...extra });
-const codeOf = (f: () => unknown): number | undefined => {
-  try {
-    f();
-  } catch (e) {
-    return (e as CniError).code;
-  }
-  return undefined;
-};
-
 describe('validAttachments', () => {
   it('accepts both spellings, and an empty list', () => {
     const a = [{ containerID: 'c', ifname: 'eth0' }];

@@ -1,18 +1,9 @@
 import type { NetConf } from '../../lib/skel/dispatch';
-import { CniError } from '../../lib/skel/errors';
 import { hasLinkChanges, loadNetConf } from './config';
+import { codeOf } from '../../lib/skel/testing';
 
 const load = (extra: Record<string, unknown> = {}, argsMap: Record<string, string> = {}, allowlist?: string[]) =>
   loadNetConf({ conf: { cniVersion: '1.0.0', name: 'n', type: 'tuning', ...extra } as NetConf, argsMap, ifName: 'eth0' }, allowlist);
-const codeOf = (f: () => unknown): number | undefined => {
-  try {
-    f();
-  } catch (e) {
-    return (e as CniError).code;
-  }
-  return undefined;
-};
-
 describe('tuning loadNetConf', () => {
   test('defaults: /run/cni/tuning, nothing to do', () => {
     const c = load();

@@ -1,14 +1,5 @@
-import { CniError } from '../../lib/skel/errors';
 import { checkAllowlist, parseAllowlist, sameSysctlValue, sysctlPath } from './sysctl-keys';
-
-const codeOf = (f: () => unknown): number | undefined => {
-  try {
-    f();
-  } catch (e) {
-    return (e as CniError).code;
-  }
-  return undefined;
-};
+import { codeOf } from '../../lib/skel/testing';
 
 describe('sysctlPath', () => {
   test.each([
