@@ -3,7 +3,7 @@
 // the real host's NICs are never touched. IPAM is host-local with a temp dataDir.
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { addressesOf, link, links, ping, routes, type IpLink } from './helpers/ip-json';
+import { addressesOf, link, links, ping, readSysctl, routes, type IpLink } from './helpers/ip-json';
 import { execOk, inNetns } from './helpers/exec';
 import { Registry, type Netns, randomHex, uniqueContainerId, uniqueNetName, uniqueSubnet24 } from './helpers/netns';
 import { IMPL, PLUGIN_DIR, SPEC_VERSIONS, knownReferenceBug, oursOnly, versionGap, versionGte } from './helpers/plugin-dir';
@@ -86,6 +86,8 @@ maybe(`macvlan [${IMPL}: ${PLUGIN_DIR}]`, () => {
       expect(leases(n)).toEqual([r.ips[0].address.split('/')[0]]);
       // Nothing left in the host netns under the temporary name.
       expect(await linkNames(host)).toEqual(hostBefore);
+      // The reference turns on gratuitous ARP for the new link (arp_notify).
+      expect(await readSysctl(ctr, '/proc/sys/net/ipv4/conf/eth0/arp_notify')).toBe('1');
 
       if (versionGte(v, '0.4.0')) expectOk(await call('CHECK', { ...n.conf, prevResult: r }, ctr, cid), 'CHECK');
 

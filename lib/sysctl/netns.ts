@@ -63,3 +63,16 @@ export async function netnsSysctl(netns: string, job: SysctlJob): Promise<Sysctl
     throw new Error(`sysctl helper in ${netns} answered: ${res.stdout.slice(0, 200) || res.stderr.slice(0, 200)}`);
   }
 }
+
+/**
+ * Writes one value to several network sysctls of another netns, best-effort, with the smallest
+ * child there is: `nsenter --net=<ns> -- tee <paths…>` (coreutils) fed the value on stdin. About
+ * 2 ms against some 40 ms for the Node child above; for writes whose failure the reference also
+ * ignores (macvlan's arp_notify/ndisc_notify). Paths outside /proc/sys/net are refused.
+ */
+export async function netnsSysctlSetAll(netns: string, paths: string[], value: string): Promise<void> {
+  const bad = paths.find((p) => !p.startsWith(NET_SYSCTL_ROOT) || p.split('/').some((s) => s === '..' || s === '.'));
+  if (bad !== undefined) throw new Error(`not a network sysctl: ${bad}`);
+  if (paths.length === 0) return;
+  await run(['tee', '--', ...paths], { netns, input: value, nothrow: true });
+}

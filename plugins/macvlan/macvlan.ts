@@ -18,7 +18,7 @@ import { ipBatch, type BatchOutcome } from '../../lib/iproute/ip';
 import type { IpAddr, IpLink, IpRoute } from '../../lib/iproute/json-types';
 import { netnsExists } from '../../lib/iproute/netns';
 import { ipamAdd, ipamExec } from '../../lib/ipam/exec';
-import { netnsSysctl } from '../../lib/sysctl/netns';
+import { netnsSysctlSetAll } from '../../lib/sysctl/netns';
 import { bestEffort, failpoint, withRollback } from '../../lib/rollback';
 import { delLinkInNetns, gatewaysOf, verifyInterface } from '../../lib/iproute/iface';
 import { loadNetConf, type MacvlanConf } from './config';
@@ -103,13 +103,7 @@ export async function cmdAdd(args: CmdArgs): Promise<Result> {
           undo.push('release the IPAM lease', () => ipamExec('DEL', args));
           return r;
         }),
-        netnsSysctl(args.netns, {
-          write: [
-            [`/proc/sys/net/ipv4/conf/${tmpName}/arp_notify`, '1'],
-            [`/proc/sys/net/ipv6/conf/${tmpName}/ndisc_notify`, '1'],
-          ],
-          mode: 'best-effort',
-        }).catch(() => undefined),
+        netnsSysctlSetAll(args.netns, [`/proc/sys/net/ipv4/conf/${tmpName}/arp_notify`, `/proc/sys/net/ipv6/conf/${tmpName}/ndisc_notify`], '1').catch(() => undefined),
       ]);
       if (ipamRes.status === 'rejected') throw ipamRes.reason;
       ipam = ipamRes.value;
