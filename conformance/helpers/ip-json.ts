@@ -5,36 +5,9 @@ import { existsSync } from 'node:fs';
 import { exec, execOk, inNetns } from './exec';
 import type { Netns } from './netns';
 
-export interface IpLink {
-  ifindex: number;
-  ifname: string;
-  flags: string[];
-  mtu: number;
-  operstate: string;
-  master?: string;
-  address?: string;
-  link?: string;
-  link_netnsid?: number;
-  linkinfo?: { info_kind?: string; info_slave_kind?: string; info_data?: Record<string, unknown> };
-}
-export interface IpAddrInfo {
-  family: 'inet' | 'inet6';
-  local: string;
-  prefixlen: number;
-  scope: string;
-}
-export interface IpAddr extends IpLink {
-  addr_info: IpAddrInfo[];
-}
-export interface IpRoute {
-  dst: string;
-  gateway?: string;
-  dev?: string;
-  protocol?: string;
-  scope?: string;
-  prefsrc?: string;
-  flags: string[];
-}
+// The shapes of `ip -json` output are the plugins' own (lib/iproute/json-types.ts).
+import type { IpAddr, IpLink, IpRoute } from '../../lib/iproute/json-types';
+export type { IpAddr, IpAddrInfo, IpLink, IpRoute } from '../../lib/iproute/json-types';
 
 type NsLike = Netns | string;
 const nsPath = (ns: NsLike): string => (typeof ns === 'string' ? ns : ns.path);

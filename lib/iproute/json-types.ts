@@ -8,6 +8,8 @@ export interface IpLink {
   operstate: string;
   address?: string;
   master?: string;
+  /** The lower device's name, when it is in the same netns (macvlan, veth). */
+  link?: string;
   link_index?: number;
   link_netnsid?: number;
   linkinfo?: { info_kind?: string; info_slave_kind?: string; info_data?: Record<string, unknown>; info_slave_data?: Record<string, unknown> };

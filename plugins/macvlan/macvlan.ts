@@ -171,7 +171,7 @@ export async function cmdCheck(args: CmdArgs): Promise<void> {
   const masterLink = conf.linkInContainer ? masterInCont?.[0] : (alignShows(1, hostOut!)[0] as IpLink[] | undefined)?.[0];
   if (!masterLink) fail(`failed to lookup master "${master}"`);
 
-  const link = addrs?.[0] as (IpAddr & { link?: string }) | undefined;
+  const link = addrs?.[0];
   if (!link) fail(`container interface name in prevResult: ${args.ifName} not found`);
   if (link.linkinfo?.info_kind !== 'macvlan') fail(`container interface ${args.ifName} not of type macvlan`);
   const mode = link.linkinfo.info_data?.mode;
