@@ -7,7 +7,7 @@
 // the conflist, CNI_CONTAINERID <namespace>-<id>, CNI_NETNS /proc/<pid>/ns/net on ADD and an EMPTY
 // CNI_NETNS on DEL (after the task is gone), the cached result as prevResult. Containers use
 // `--rootfs <busybox dir>`, so no image or snapshotter is involved.
-import { mkdirSync, writeFileSync, rmSync, readdirSync } from 'node:fs';
+import { writeFileSync, rmSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureDebs } from '../helpers/debian';
 import type { ExecResult } from '../helpers/exec';
@@ -38,19 +38,14 @@ describeIfRoot(`containerd 1.6 (ctr run --cni) on ${IMPL === 'ours' ? 'our' : 't
     const before = await hostSnapshot();
     const sb = await RuntimeSandbox.create('containerd', PLUGIN_DIR);
     sandbox = sb;
-    const d = (p: string): string => {
-      const full = join(sb.dir, p);
-      mkdirSync(full, { recursive: true });
-      return full;
-    };
-    const dataDir = d('leases');
+    const dataDir = sb.subdir('leases');
     const sock = join(sb.dir, 'containerd.sock');
     writeFileSync(
       join(sb.dir, 'containerd.toml'),
       [
         'version = 2',
-        `root = "${d('containerd-root')}"`,
-        `state = "${d('containerd-state')}"`,
+        `root = "${sb.subdir('containerd-root')}"`,
+        `state = "${sb.subdir('containerd-state')}"`,
         'disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]',
         '[grpc]',
         `  address = "${sock}"`,
@@ -59,7 +54,7 @@ describeIfRoot(`containerd 1.6 (ctr run --cni) on ${IMPL === 'ours' ? 'our' : 't
         '[debug]',
         `  address = "${sock}.debug"`,
         '[plugins."io.containerd.internal.v1.opt"]',
-        `  path = "${d('containerd-opt')}"`,
+        `  path = "${sb.subdir('containerd-opt')}"`,
         '',
       ].join('\n'),
     );
@@ -73,7 +68,7 @@ describeIfRoot(`containerd 1.6 (ctr run --cni) on ${IMPL === 'ours' ? 'our' : 't
     }
 
     await sb.addHostAddress(UPLINK_ADDR);
-    const rootfs = d('rootfs');
+    const rootfs = sb.subdir('rootfs');
     await busyboxRootfs(rootfs);
 
     const tag = randomHex(3);

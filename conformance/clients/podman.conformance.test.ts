@@ -5,7 +5,7 @@
 // sends (see /work/shared/clients/traces/podman-4.3.1.jsonl): VERSION to every plugin first,
 // then ADD/DEL with cniVersion 0.4.0, CNI_ARGS IgnoreUnknown=1;K8S_POD_NAME=<name>, the
 // portMappings and aliases capabilities, and the cached result as prevResult on DEL.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execOk } from '../helpers/exec';
 import { ensureDebs } from '../helpers/debian';
@@ -27,13 +27,8 @@ describeIfRoot(`podman 4.3 (CNI backend) on ${IMPL === 'ours' ? 'our' : 'the ref
     const before = await hostSnapshot();
     const sb = await RuntimeSandbox.create('podman', PLUGIN_DIR);
     sandbox = sb;
-    const d = (p: string): string => {
-      const full = join(sb.dir, p);
-      mkdirSync(full, { recursive: true });
-      return full;
-    };
-    const netDir = d('podman-net.d');
-    const dataDir = d('leases');
+    const netDir = sb.subdir('podman-net.d');
+    const dataDir = sb.subdir('leases');
     // runc, not crun: crun 1.8 refuses cgroup v1 hosts whose cgroup2 "unified" mount has
     // controllers ("cgroups in hybrid mode not supported"). Ulimits: podman lowers its own
     // RLIMIT_NPROC to 32768, so its root default (the current hard limit) fails setrlimit
@@ -47,7 +42,7 @@ describeIfRoot(`podman 4.3 (CNI backend) on ${IMPL === 'ours' ? 'our' : 'the ref
         'cgroup_manager = "cgroupfs"',
         'events_logger = "file"',
         'runtime = "runc"',
-        `tmp_dir = "${d('podman-tmp')}"`,
+        `tmp_dir = "${sb.subdir('podman-tmp')}"`,
         '[network]',
         'network_backend = "cni"',
         `cni_plugin_dirs = ["${PLUGIN_DIR}"]`,
@@ -57,13 +52,13 @@ describeIfRoot(`podman 4.3 (CNI backend) on ${IMPL === 'ours' ? 'our' : 'the ref
     );
     writeFileSync(
       join(sb.dir, 'storage.conf'),
-      ['[storage]', 'driver = "vfs"', `graphroot = "${d('podman-root')}"`, `runroot = "${d('podman-runroot')}"`, ''].join('\n'),
+      ['[storage]', 'driver = "vfs"', `graphroot = "${sb.subdir('podman-root')}"`, `runroot = "${sb.subdir('podman-runroot')}"`, ''].join('\n'),
     );
     const env = [
       'env',
       `CONTAINERS_CONF=${join(sb.dir, 'containers.conf')}`,
       `CONTAINERS_STORAGE_CONF=${join(sb.dir, 'storage.conf')}`,
-      `TMPDIR=${d('tmp')}`,
+      `TMPDIR=${sb.subdir('tmp')}`,
     ];
     const podman = (args: string[], timeoutMs = 60_000) => sb.run([...env, 'podman', ...args], { timeoutMs });
     const podmanOk = async (args: string[]): Promise<string> => {
@@ -74,7 +69,7 @@ describeIfRoot(`podman 4.3 (CNI backend) on ${IMPL === 'ours' ? 'our' : 'the ref
 
     await sb.addHostAddress(UPLINK_ADDR);
 
-    const rootfs = d('rootfs');
+    const rootfs = sb.subdir('rootfs');
     await busyboxRootfs(rootfs);
     await execOk(['tar', '-C', rootfs, '-cf', join(sb.dir, 'rootfs.tar'), '.']);
     await podmanOk(['import', join(sb.dir, 'rootfs.tar'), IMAGE]);

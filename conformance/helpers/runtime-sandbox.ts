@@ -80,6 +80,13 @@ export class RuntimeSandbox {
     mkdirSync(this.netConfDir);
   }
 
+  /** A folder inside the sandbox's temp dir (made if missing); removed with it by destroy(). */
+  subdir(path: string): string {
+    const full = join(this.dir, path);
+    mkdirSync(full, { recursive: true });
+    return full;
+  }
+
   get pid(): number {
     if (!this.holder?.pid) throw new Error('sandbox not started');
     return this.holder.pid;
