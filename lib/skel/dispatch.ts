@@ -6,7 +6,7 @@
 import { readSync, statSync, writeSync } from 'node:fs';
 import { CniError, ErrCode, asCniError } from './errors';
 import { readEnv, type CniEnv, type Verb } from './env';
-import { SUPPORTED_VERSIONS, CURRENT_VERSION, atLeast, compareVersions, isSupported } from './versions';
+import { SUPPORTED_VERSIONS, CURRENT_VERSION, atLeast, isSupported } from './versions';
 import { parseResult, resultForVersion, type Result } from '../types/result';
 
 /** The keys every network config may carry; plugins extend this. */
@@ -219,5 +219,3 @@ export function pluginMain(funcs: PluginFuncs, about: string, opts: PluginOption
     (e) => io.finish(JSON.stringify(asCniError(e).toJSON(CURRENT_VERSION)), 1),
   );
 }
-
-export { compareVersions };
