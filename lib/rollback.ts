@@ -68,3 +68,14 @@ export async function bestEffort(plugin: string, steps: DelStep[], verb: 'DEL' |
 export function failpoint(name: string): void {
   if (process.env.CNI_TS_FAILPOINT === name) throw new Error(`failpoint ${name} triggered`);
 }
+
+/**
+ * Waits for every step of an ADD phase (so each has pushed its undo before a rollback), then
+ * throws the first failure; resolves to the steps' values in order.
+ */
+export async function settleAll<T extends unknown[]>(steps: [...{ [K in keyof T]: Promise<T[K]> }]): Promise<T> {
+  const settled = await Promise.allSettled(steps);
+  const failure = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failure) throw failure.reason;
+  return settled.map((r) => (r as PromiseFulfilledResult<unknown>).value) as T;
+}

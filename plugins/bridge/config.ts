@@ -7,29 +7,15 @@ import { CniError, ErrCode } from '../../lib/skel/errors';
 import { validateConf } from '../../lib/schema/validate';
 import { bridge as validateBridge } from '../../lib/generated/validators';
 import type { BackendName } from '../../lib/netfilter/backend';
+import type { AttachConf } from '../../lib/bridge/attach';
 
 export const DEFAULT_BRIDGE = 'cni0';
 
-export interface BridgeConf {
+/** The attachment's settings (lib/bridge/attach.ts) plus what only the bridge plugin has. */
+export interface BridgeConf extends AttachConf {
   raw: NetConf;
-  cniVersion: string;
-  name: string;
-  bridge: string;
-  isGateway: boolean;
-  isDefaultGateway: boolean;
-  forceAddress: boolean;
-  ipMasq: boolean;
-  ipMasqBackend?: BackendName;
-  mtu: number;
-  hairpinMode: boolean;
-  promiscMode: boolean;
-  portIsolation: boolean;
-  enableDad: boolean;
-  /** The container interface's MAC, when asked for (CNI_ARGS MAC=, args.cni.mac, runtimeConfig.mac). */
-  mac?: string;
   /** True when `ipam` names a plugin; `{}` or no ipam means a layer-2 only attachment. */
   hasIpam: boolean;
-  dns?: NetConf['dns'];
 }
 
 const MAC_RE = /^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/;

@@ -2,7 +2,7 @@
  * Pure builders of the `ip -batch` lines bridge runs. One batch in the host netns, one in the
  * container netns; each ends with the `show` lines whose JSON the plugin reads back.
  */
-import { addressLines, type AddressPlan } from '../../lib/iproute/iface';
+import { addressLines, type AddressPlan } from '../iproute/iface';
 
 export interface HostPlan {
   bridge: string;

@@ -1,5 +1,5 @@
 import { containerAddBatch, gatewayBatch, hostAddBatch } from './batch';
-import { routeVia } from '../../lib/iproute/iface';
+import { routeVia } from '../iproute/iface';
 
 describe('hostAddBatch', () => {
   const base = {
