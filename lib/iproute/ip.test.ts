@@ -1,6 +1,6 @@
 // The ip driver through setSpawnHook: exact argv and stdin, and how failures are reported.
 // The stderr samples were captured from iproute2 6.1 (`ip -batch -` with the lines shown).
-import { ipBatch, ipJson, parseBatchErrors } from './ip';
+import { BatchLineError, ipBatch, ipJson, isShowLine, parseBatchErrors, tcBatch } from './ip';
 import { CommandError, setSpawnHook, type RunOptions, type RunResult } from '../exec/run';
 
 interface Spawned {
@@ -66,7 +66,7 @@ describe('parseBatchErrors', () => {
 describe('ipBatch', () => {
   it('spawns nothing for no lines', async () => {
     answer({});
-    expect(await ipBatch([])).toEqual({ shows: [], errors: [] });
+    expect(await ipBatch([])).toEqual({ shows: [], byLine: [], errors: [] });
     expect(spawned).toEqual([]);
   });
 
@@ -77,7 +77,7 @@ describe('ipBatch', () => {
     expect(spawned[0]!.argv).toEqual(['ip', '-json', '-batch', '-']);
     expect(spawned[0]!.opts.input).toBe('link set dev lo up\nlink show dev lo\n');
     expect(spawned[0]!.opts.nothrow).toBe(true);
-    expect(out).toEqual({ shows: [JSON.parse(LO)], errors: [] });
+    expect(out).toEqual({ shows: [JSON.parse(LO)], byLine: [undefined, JSON.parse(LO)], errors: [] });
   });
 
   it('runs through nsenter when a netns is given', async () => {
@@ -112,7 +112,13 @@ describe('ipBatch', () => {
   it('with force returns every failure and the shows that worked', async () => {
     answer({ exitCode: 1, stdout: `${LO}\n`, stderr: 'Cannot find device "a"\nCommand failed -:1\n' });
     const out = await ipBatch(['link del dev a', 'link show dev lo'], { force: true });
-    expect(out).toEqual({ shows: [JSON.parse(LO)], errors: [{ line: 0, message: 'Cannot find device "a"' }] });
+    expect(out).toEqual({ shows: [JSON.parse(LO)], byLine: [undefined, JSON.parse(LO)], errors: [{ line: 0, message: 'Cannot find device "a"' }] });
+  });
+
+  it('with force keeps each show at its line when an earlier show failed', async () => {
+    answer({ exitCode: 1, stdout: `${LO}\n`, stderr: 'Cannot find device "a"\nCommand failed -:1\n' });
+    const out = await ipBatch(['link show dev a', 'link set dev lo up', 'link show dev lo'], { force: true });
+    expect(out.byLine).toEqual([undefined, undefined, JSON.parse(LO)]);
   });
 
   it('throws a CommandError when ip fails without naming a line', async () => {
@@ -170,4 +176,33 @@ describe('ipJson', () => {
     answer({ exitCode: 2, stderr: 'Error: Operation not permitted.\n' });
     await expect(ipJson(['link', 'show'], { missingOk: true })).rejects.toThrow(CommandError);
   });
+});
+
+describe('tcBatch', () => {
+  it('runs `tc -batch -` with -json, -details -raw and -force as asked', async () => {
+    answer({ stdout: '[]\n' });
+    const out = await tcBatch(['qdisc show dev veth1'], { netns: '/run/netns/h', json: true, raw: true, force: true });
+    expect(spawned[0]!.argv).toEqual(['nsenter', '--net=/run/netns/h', '--', 'tc', '-json', '-details', '-raw', '-force', '-batch', '-']);
+    expect(out.byLine).toEqual([[]]);
+  });
+
+  it('throws a BatchLineError carrying the failed line: the lines before it took effect', async () => {
+    // Captured from tc 6.1: a second root qdisc on the same device.
+    answer({ exitCode: 1, stderr: 'Error: Exclusivity flag on, cannot modify.\nCommand failed -:2\n' });
+    const e = await tcBatch(['qdisc add dev v ingress', 'qdisc add dev v root handle 1: tbf rate 1bps burst 1 limit 1']).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(BatchLineError);
+    expect((e as BatchLineError).line).toBe(1);
+    expect((e as Error).message).toBe('Error: Exclusivity flag on, cannot modify. (tc qdisc add dev v root handle 1: tbf rate 1bps burst 1 limit 1)');
+  });
+});
+
+describe('isShowLine', () => {
+  it.each([
+    ['link show dev lo', true],
+    ['qdisc show dev v', true],
+    ['filter show dev v ingress', true],
+    ['route list table all', true],
+    ['link set dev lo up', false],
+    ['qdisc add dev v root handle 1: tbf rate 1bps burst 1 limit 1', false],
+  ])('%s', (line, want) => expect(isShowLine(line)).toBe(want));
 });

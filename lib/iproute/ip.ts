@@ -1,5 +1,5 @@
 /**
- * iproute2 driver: writes as one `ip -batch -` per namespace, reads with `ip -json`.
+ * iproute2 driver: writes as one `ip -batch -` (or `tc -batch -`) per namespace, reads with `ip -json`.
  * Builders of batch lines are pure (see batch.ts); this file only runs them.
  */
 import { run, CommandError } from '../exec/run';
@@ -13,6 +13,8 @@ export interface BatchError {
 export interface BatchOutcome {
   /** One parsed JSON value per `show` line in the batch, in order. */
   shows: unknown[];
+  /** The same, by line index: undefined for lines that print nothing or failed. */
+  byLine: (unknown | undefined)[];
   /** Lines that failed (only with force; without force the batch throws at the first one). */
   errors: BatchError[];
 }
@@ -33,6 +35,11 @@ export function parseBatchErrors(stderr: string): BatchError[] {
   return out;
 }
 
+/** True for a batch line that prints (`link show …`, `qdisc show …`, `filter list …`). */
+export function isShowLine(line: string): boolean {
+  return /^\S+\s+(show|list|ls)\b/.test(line.trim());
+}
+
 function parseShows(stdout: string): unknown[] {
   return stdout
     .split('\n')
@@ -41,23 +48,61 @@ function parseShows(stdout: string): unknown[] {
 }
 
 /**
- * Runs `lines` as one `ip -json -batch -` in `netns` (a path; host when undefined).
- * Without `force` the batch stops at the first failure and this throws an error naming the line.
- * With `force` every line runs and the failures are returned for the caller to judge.
+ * The output of each show line, by line index (undefined for other lines and for shows that
+ * failed): with -force a failed show prints nothing, so `shows` alone would shift.
  */
-export async function ipBatch(lines: string[], opts: { netns?: string; force?: boolean; details?: boolean } = {}): Promise<BatchOutcome> {
-  if (lines.length === 0) return { shows: [], errors: [] };
-  const argv = ['ip', '-json', ...(opts.details ? ['-details'] : []), ...(opts.force ? ['-force'] : []), '-batch', '-'];
+function showsByLine(lines: string[], shows: unknown[], errors: BatchError[]): (unknown | undefined)[] {
+  const failed = new Set(errors.map((e) => e.line));
+  let next = 0;
+  return lines.map((l, i) => (isShowLine(l) && !failed.has(i) ? shows[next++] : undefined));
+}
+
+/** A batch without -force stopped at `line` (0-based): the lines before it took effect. */
+export class BatchLineError extends Error {
+  constructor(
+    readonly line: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'BatchLineError';
+  }
+}
+
+/**
+ * Runs `lines` as one `<tool> <flags> -batch -` (ip and tc both close a failed line's message
+ * with "Command failed -:N"). Without `force` the batch stops at the first failure and this
+ * throws a BatchLineError naming the line; with `force` every line runs and the failures are
+ * returned for the caller to judge.
+ */
+async function toolBatch(tool: 'ip' | 'tc', flags: string[], lines: string[], opts: { netns?: string; force?: boolean }): Promise<BatchOutcome> {
+  if (lines.length === 0) return { shows: [], byLine: [], errors: [] };
+  const argv = [tool, ...flags, ...(opts.force ? ['-force'] : []), '-batch', '-'];
   const res = await run(argv, { netns: opts.netns, input: lines.join('\n') + '\n', nothrow: true });
   const errors = res.exitCode === 0 ? [] : parseBatchErrors(res.stderr);
   if (res.exitCode !== 0 && errors.length === 0) {
-    throw new CommandError(['ip', ...argv.slice(1)], res.exitCode, res.stderr, opts.netns);
+    throw new CommandError(argv, res.exitCode, res.stderr, opts.netns);
   }
   if (!opts.force && errors.length > 0) {
     const e = errors[0]!;
-    throw new Error(`${e.message} (ip ${lines[e.line] ?? '?'}${opts.netns ? ` in ${opts.netns}` : ''})`);
+    throw new BatchLineError(e.line, `${e.message} (${tool} ${lines[e.line] ?? '?'}${opts.netns ? ` in ${opts.netns}` : ''})`);
   }
-  return { shows: parseShows(res.stdout), errors };
+  const shows = parseShows(res.stdout);
+  return { shows, byLine: showsByLine(lines, shows, errors), errors };
+}
+
+/**
+ * Runs `lines` as one `ip -json -batch -` in `netns` (a path; host when undefined); see toolBatch.
+ */
+export function ipBatch(lines: string[], opts: { netns?: string; force?: boolean; details?: boolean } = {}): Promise<BatchOutcome> {
+  return toolBatch('ip', ['-json', ...(opts.details ? ['-details'] : [])], lines, opts);
+}
+
+/**
+ * Runs `lines` as one `tc -batch -` (qdisc and filter changes and shows); see toolBatch.
+ * `json` prints shows as JSON; `raw` adds `-details -raw` (e.g. tbf's buffer in ticks and limit).
+ */
+export function tcBatch(lines: string[], opts: { netns?: string; force?: boolean; json?: boolean; raw?: boolean } = {}): Promise<BatchOutcome> {
+  return toolBatch('tc', [...(opts.json ? ['-json'] : []), ...(opts.raw ? ['-details', '-raw'] : [])], lines, opts);
 }
 
 /** `ip -json <args>` parsed; `[]` when the object does not exist and `missingOk`. */
