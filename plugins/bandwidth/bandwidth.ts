@@ -117,12 +117,12 @@ export async function cmdAdd(args: CmdArgs): Promise<Result> {
       await tcBatch(lines);
     } catch (e) {
       if (e instanceof BatchLineError) {
-        const undoLines = unshapeLines(lines, e.line);
+        const undoLines = unshapeLines(lines, e.line, veth.ifname);
         undo.push(`remove qdiscs from ${veth.ifname}`, () => tcBatch(undoLines, { force: true }));
       }
       throw new CniError(ErrCode.Internal, `failed to shape ${veth.ifname}: ${(e as Error).message}`);
     }
-    undo.push(`remove qdiscs from ${veth.ifname}`, () => tcBatch(unshapeLines(lines, lines.length), { force: true }));
+    undo.push(`remove qdiscs from ${veth.ifname}`, () => tcBatch(unshapeLines(lines, lines.length, veth.ifname), { force: true }));
     failpoint('after-apply');
     return result;
   });

@@ -128,12 +128,11 @@ export function shapeLines(p: ShapePlan): string[] {
  * line): the veth's root and ingress qdiscs (the filter goes with the ingress qdisc); the ifb's
  * qdisc goes with the ifb.
  */
-export function unshapeLines(lines: string[], applied: number): string[] {
+export function unshapeLines(lines: string[], applied: number, hostVeth: string): string[] {
   const out: string[] = [];
   for (const l of lines.slice(0, applied)) {
-    const m = /^qdisc add dev (\S+) (root|handle ffff: ingress)/.exec(l);
-    if (!m) continue;
-    out.push(m[2] === 'root' ? `qdisc del dev ${m[1]} root` : `qdisc del dev ${m[1]} ingress`);
+    if (l.startsWith(`qdisc add dev ${hostVeth} root `)) out.push(`qdisc del dev ${hostVeth} root`);
+    if (l.startsWith(`qdisc add dev ${hostVeth} handle ffff: ingress`)) out.push(`qdisc del dev ${hostVeth} ingress`);
   }
   return out.reverse();
 }
