@@ -73,3 +73,72 @@ export async function talk(nsPath: string, proto: 'tcp' | 'udp', host: string, p
   const r = await exec(inNetns(nsPath, [PYTHON, '-c', CLIENT, proto, host, String(port)]), { timeoutMs: 10_000 });
   return r.code === 0 ? r.stdout.trim() : undefined;
 }
+
+// A TCP sink for throughput checks: accepts one connection, reads to EOF, prints the byte count
+// and the seconds from the first byte to EOF (so the connection set-up is not counted).
+const SINK = `
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('0.0.0.0', int(sys.argv[1]))); s.listen(1); s.settimeout(60)
+print('ready', flush=True)
+c, a = s.accept(); c.settimeout(60)
+n, t0 = 0, None
+while True:
+    d = c.recv(262144)
+    if not d:
+        break
+    if t0 is None:
+        t0 = time.monotonic()
+    n += len(d)
+print(n, time.monotonic() - (t0 or time.monotonic()), flush=True)
+`;
+
+// Sends exactly n bytes to host:port and closes.
+const SOURCE = `
+import socket, sys
+host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+s = socket.create_connection((host, port), timeout=60)
+buf = b'\\x5a' * 65536
+while n > 0:
+    k = min(n, len(buf)); s.sendall(buf[:k]); n -= k
+s.shutdown(socket.SHUT_WR); s.recv(1); s.close()
+`;
+
+export interface Transfer {
+  bytes: number;
+  seconds: number;
+  /** Measured at the receiver, in bit/s. */
+  bitsPerSecond: number;
+}
+
+/**
+ * One TCP transfer of `bytes` from `fromNs` to `host:port`, received by a sink started in
+ * `toNs`; both processes are ours and end by themselves (the sink is killed by pid if not).
+ */
+export async function tcpTransfer(fromNs: string, toNs: string, host: string, port: number, bytes: number): Promise<Transfer> {
+  const [cmd, ...rest] = inNetns(toNs, [PYTHON, '-c', SINK, String(port)]);
+  const sink = spawn(cmd!, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    let out = '';
+    const done = new Promise<string>((resolve, reject) => {
+      sink.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      sink.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`sink exited with ${code}: ${out}`))));
+    });
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('sink did not start')), 10_000);
+      const check = (): void => {
+        if (out.includes('ready')) {
+          clearTimeout(t);
+          resolve();
+        } else setTimeout(check, 20);
+      };
+      check();
+    });
+    const r = await exec(inNetns(fromNs, [PYTHON, '-c', SOURCE, host, String(port), String(bytes)]), { timeoutMs: 60_000 });
+    if (r.code !== 0) throw new Error(`sender failed (${r.code}): ${r.stderr.trim()}`);
+    const [n, s] = (await done).trim().split('\n').pop()!.split(' ').map(Number) as [number, number];
+    return { bytes: n, seconds: s, bitsPerSecond: (n * 8) / s };
+  } finally {
+    if (sink.exitCode === null && sink.pid) sink.kill('SIGKILL');
+  }
+}
