@@ -24,13 +24,6 @@ import { delLinkInNetns, gatewaysOf, verifyInterface } from '../../lib/iproute/i
 import { loadNetConf, type MacvlanConf } from './config';
 import { DEFAULT_ROUTE_LINES, checkBatch, containerBatch, createBatch } from './batch';
 
-/** The shows of a -force batch aligned with its lines: a failed line has no output, so undefined. */
-function alignShows(lineCount: number, out: BatchOutcome): unknown[] {
-  const failed = new Set(out.errors.map((e) => e.line));
-  const shows = [...out.shows];
-  return Array.from({ length: lineCount }, (_, i) => (failed.has(i) ? undefined : shows.shift()));
-}
-
 const errorAt = (out: BatchOutcome, line: number): string | undefined => out.errors.find((e) => e.line === line)?.message;
 
 /**
@@ -60,7 +53,7 @@ async function createMacvlan(conf: MacvlanConf, args: CmdArgs, master: string, t
   const where = conf.linkInContainer ? args.netns : undefined;
   const lines = createBatch({ master, tmpName, mode: conf.mode, mtu: conf.mtu, mac: conf.mac, bcqueuelen: conf.bcqueuelen, netns: where ? undefined : args.netns });
   const out = await ipBatch(lines, { netns: where, force: true });
-  const [masterLinks] = alignShows(1, out) as [IpLink[] | undefined];
+  const [masterLinks] = out.byLine as [IpLink[] | undefined];
   const masterErr = errorAt(out, 0);
   if (masterErr || !masterLinks?.[0]) {
     throw new CniError(ErrCode.InvalidConfig, `failed to lookup master "${master}": ${masterErr ?? 'not found'}`, where ? `in ${where}` : 'in the host netns');
@@ -167,8 +160,8 @@ export async function cmdCheck(args: CmdArgs): Promise<void> {
     ipBatch(lines, { netns: args.netns, force: true, details: true }),
     conf.linkInContainer ? undefined : ipBatch([`link show dev ${master}`], { force: true }),
   ]);
-  const [addrs, routes, masterInCont] = alignShows(lines.length, contOut) as [IpAddr[]?, IpRoute[]?, IpLink[]?];
-  const masterLink = conf.linkInContainer ? masterInCont?.[0] : (alignShows(1, hostOut!)[0] as IpLink[] | undefined)?.[0];
+  const [addrs, routes, masterInCont] = contOut.byLine as [IpAddr[]?, IpRoute[]?, IpLink[]?];
+  const masterLink = conf.linkInContainer ? masterInCont?.[0] : (hostOut!.byLine[0] as IpLink[] | undefined)?.[0];
   if (!masterLink) fail(`failed to lookup master "${master}"`);
 
   const link = addrs?.[0];
