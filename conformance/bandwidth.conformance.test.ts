@@ -17,7 +17,11 @@ const maybe = process.getuid?.() === 0 ? describe : describe.skip;
  * 'del-leaves-qdiscs': the reference's DEL removes only the ifb; the veth's tbf, ingress qdisc and
  * the redirect filter (now pointing at nothing) stay while the veth lives, so a new ADD on it fails.
  */
-function refBug(bug: 'del-leaves-qdiscs'): jest.It {
+/**
+ * 'panic-without-prev': ADD with no limit and no prevResult dereferences the nil prevResult
+ * (types.PrintResult) and panics: exit 2, a Go stack trace on stderr, no JSON on stdout.
+ */
+function refBug(bug: 'del-leaves-qdiscs' | 'panic-without-prev'): jest.It {
   if (IMPL !== 'reference' || process.env.CONFORMANCE_SHOW_REFERENCE_BUGS === '1') return test;
   // eslint-disable-next-line no-console
   console.info(`[conformance] expected to fail on the reference: bandwidth ${bug}`);
@@ -279,6 +283,12 @@ maybe(`bandwidth [${IMPL}: ${PLUGIN_DIR}]`, () => {
       const conf = { cniVersion: v, name: uniqueNetName('bw'), type: 'bandwidth', egressRate: 1000, egressBurst: 1000 };
       expectCniError(await bwCall('ADD', conf, ctr.path, cid));
       expect((await ifbs()).map((l) => l.ifname)).not.toContain(ifbOf(conf.name, cid));
+    });
+
+    refBug('panic-without-prev')('no limit and no prevResult: a CNI error, not a crash', async () => {
+      const ctr = await reg.netns('ctr');
+      const conf = { cniVersion: v, name: uniqueNetName('bw'), type: 'bandwidth' };
+      expectCniError(await bwCall('ADD', conf, ctr.path, uniqueContainerId()));
     });
 
     oursOnly('per-subnet keys (plugins v1.5 only; v1.1.1 ignores unknown keys)')('unshapedSubnets / shapedSubnets: refused with code 2, not ignored', async () => {
