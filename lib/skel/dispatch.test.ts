@@ -220,6 +220,22 @@ describe('config', () => {
     expect(e.msg).toMatch(/name/);
   });
 
+  it.each([['a leading dot', '.host-local-index'], ['a slash', 'a/b'], ['a space', 'my net'], ['a colon', 'a:b'], ['a leading dash', '-x'], ['a quote', 'a"b']])(
+    'rejects a network name with %s with code 7, as libcni does, before any verb runs',
+    async (_what, name) => {
+      const add = jest.fn();
+      const e = errorOf(await call({ add }, {}, conf({ name })));
+      expect(e.code).toBe(ErrCode.InvalidConfig);
+      expect(e.msg).toBe('invalid characters found in network name');
+      expect(add).not.toHaveBeenCalled();
+    },
+  );
+
+  it('accepts the characters libcni allows in a network name', async () => {
+    const add = jest.fn().mockResolvedValue({ cniVersion: '1.1.0' });
+    expect((await call({ add }, {}, conf({ name: 'Net_1.a-b' }))).code).toBe(0);
+  });
+
   it('rejects an unsupported version with code 1 and the reference details', async () => {
     const add = jest.fn();
     const e = errorOf(await call({ add }, {}, conf({ cniVersion: '0.9.9' })));

@@ -98,6 +98,9 @@ function versionsText(): string {
   return `[${SUPPORTED_VERSIONS.map((v) => `"${v}"`).join(' ')}]`;
 }
 
+/** A network name as libcni accepts it. */
+export const NETWORK_NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+
 /** Parses the config on stdin: bad JSON is code 6, a missing name code 7. */
 export function parseConf(stdin: Buffer): NetConf {
   let raw: unknown;
@@ -112,6 +115,11 @@ export function parseConf(stdin: Buffer): NetConf {
   const conf = raw as NetConf;
   if (typeof conf.name !== 'string' || conf.name === '') {
     throw new CniError(ErrCode.InvalidConfig, 'missing network name');
+  }
+  // libcni's character set (cni:pkg/utils ValidateNetworkName): the name becomes a directory
+  // (host-local's leases, dnsname's and overlay's run dirs) and a rule comment, so nothing else.
+  if (!NETWORK_NAME_RE.test(conf.name)) {
+    throw new CniError(ErrCode.InvalidConfig, 'invalid characters found in network name', conf.name);
   }
   // A config without cniVersion decodes as 0.1.0 (cni:pkg/types/create), which we do not speak.
   if (conf.cniVersion === undefined || conf.cniVersion === '') conf.cniVersion = '0.1.0';
