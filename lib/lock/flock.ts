@@ -6,7 +6,7 @@
  * fd 3: a flock belongs to the open file description, which we share with the child, so the
  * lock stays held by our descriptor after flock(1) exits, until we close it.
  */
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, constants, openSync } from 'node:fs';
 import { run } from '../exec/run';
 import { CniError, ErrCode } from '../skel/errors';
 
@@ -16,7 +16,13 @@ export interface Lock {
 
 /** Takes an exclusive lock on `path` (created if missing); waits up to timeoutMs. */
 export async function lockFile(path: string, timeoutMs = 30_000): Promise<Lock> {
-  const fd = openSync(path, 'a', 0o600);
+  // O_NOFOLLOW: a symlink planted as the lock file must not make us create or open a file elsewhere.
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+  } catch (e) {
+    throw new CniError(ErrCode.IOFailure, `failed to open lock file ${path}`, (e as Error).message);
+  }
   const secs = Math.max(1, Math.ceil(timeoutMs / 1000));
   const res = await run(['flock', '--exclusive', '--timeout', String(secs), '3'], {
     extraFds: [fd],

@@ -1,6 +1,6 @@
 // DiskStore on a temp dir: the reference's exact file format, and the index staying honest
 // when another writer (the reference) changes the lease directory behind our back.
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatIP, parseIP } from '../../../lib/ip/cidr';
@@ -30,6 +30,21 @@ describe('DiskStore format', () => {
     expect(formatIP((await store.lastReservedIP('1'))!)).toBe('fd00::2');
     expect(existsSync(join(leaseDir(), 'lock'))).toBe(true);
     expect(readdirSync(leaseDir()).sort()).toEqual(['10.0.0.2', 'fd00::2', 'last_reserved_ip.0', 'last_reserved_ip.1', 'lock']);
+  });
+
+  it('never writes through a symlink planted as last_reserved_ip or lock', async () => {
+    const outside = join(dataDir, 'outside');
+    writeFileSync(outside, 'precious');
+    symlinkSync(outside, join(leaseDir(), 'last_reserved_ip.0'));
+    expect(await locked(() => store.reserve('c1', 'eth0', ip('10.0.0.2'), '0'))).toBe(true);
+    expect(readFileSync(outside, 'utf8')).toBe('precious');
+    expect(lstatSync(join(leaseDir(), 'last_reserved_ip.0')).isFile()).toBe(true);
+    expect(readFileSync(join(leaseDir(), 'last_reserved_ip.0'), 'utf8')).toBe('10.0.0.2');
+    // A planted lock file link is refused rather than followed (creating a file elsewhere).
+    const other = new DiskStore('net2', dataDir);
+    symlinkSync(join(dataDir, 'made-by-link'), join(dataDir, 'net2', 'lock'));
+    await expect(other.withLock(async () => undefined)).rejects.toThrow(/lock/);
+    expect(existsSync(join(dataDir, 'made-by-link'))).toBe(false);
   });
 
   it('refuses an address already leased (O_EXCL), whoever wrote it', async () => {

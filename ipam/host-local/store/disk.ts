@@ -20,7 +20,6 @@
  */
 import {
   type Dirent,
-  appendFileSync,
   closeSync,
   existsSync,
   mkdirSync,
@@ -32,7 +31,7 @@ import {
   statSync,
   unlinkSync,
   utimesSync,
-  writeFileSync,
+  constants,
   writeSync,
 } from 'node:fs';
 import { createHash } from 'node:crypto';
@@ -56,6 +55,26 @@ function ioError(what: string, e: unknown): CniError {
 const errno = (e: unknown): string | undefined => (e as NodeJS.ErrnoException)?.code;
 
 const keyOf = (content: string): string => createHash('sha256').update(content).digest('hex');
+
+/**
+ * Writes one of our state files whole, through a temp file and a rename: a symlink planted in
+ * its place is replaced, never followed onto a file outside the directory.
+ */
+function writeStateFile(path: string, text: string): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  try {
+    writeSync(fd, text);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    renameSync(tmp, path);
+  } catch (e) {
+    unlinkSync(tmp);
+    throw e;
+  }
+}
 
 export class DiskStore implements Store {
   /** `<dataDir>/<network>`: the lease directory. */
@@ -119,7 +138,7 @@ export class DiskStore implements Store {
     }
     if (this.index === 'valid') this.indexAdd(content, name);
     try {
-      writeFileSync(join(this.dir, LAST_IP_PREFIX + rangeID), name, { mode: 0o600 });
+      writeStateFile(join(this.dir, LAST_IP_PREFIX + rangeID), name);
     } catch (e) {
       throw ioError('failed to record the last reserved address', e);
     }
@@ -296,7 +315,7 @@ export class DiskStore implements Store {
         if (!lines) buckets.set(b, (lines = []));
         lines.push(`${k} ${name}\n`);
       }
-      for (const [b, lines] of buckets) writeFileSync(join(this.indexDir, b), lines.join(''), { mode: 0o600 });
+      for (const [b, lines] of buckets) writeStateFile(join(this.indexDir, b), lines.join(''));
       this.index = 'valid';
       this.dirty = true;
     } catch {
@@ -344,7 +363,12 @@ export class DiskStore implements Store {
   private indexAdd(content: string, name: string): void {
     const k = keyOf(content);
     try {
-      appendFileSync(join(this.indexDir, k.slice(0, 2)), `${k} ${name}\n`, { mode: 0o600 });
+      const fd = openSync(join(this.indexDir, k.slice(0, 2)), constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND | constants.O_NOFOLLOW, 0o600);
+      try {
+        writeSync(fd, `${k} ${name}\n`);
+      } finally {
+        closeSync(fd);
+      }
     } catch {
       this.disableIndex();
     }
@@ -358,7 +382,7 @@ export class DiskStore implements Store {
         .split('\n')
         .filter((l) => l !== '' && l !== `${k} ${name}`);
       if (kept.length === 0) unlinkSync(path);
-      else writeFileSync(path, kept.join('\n') + '\n');
+      else writeStateFile(path, kept.join('\n') + '\n');
     } catch (e) {
       if (errno(e) !== 'ENOENT') this.disableIndex();
     }
@@ -380,9 +404,7 @@ export class DiskStore implements Store {
         this.dropStamp();
         return;
       }
-      const tmp = join(this.indexDir, `stamp.${process.pid}`);
-      writeFileSync(tmp, `${after.ino}:${after.mtimeNs}\n`, { mode: 0o600 });
-      renameSync(tmp, this.stampPath());
+      writeStateFile(this.stampPath(), `${after.ino}:${after.mtimeNs}\n`);
     } catch {
       this.dropStamp();
     }
