@@ -60,6 +60,8 @@ export function savedValues(want: LinkSettings, now: LinkState): LinkSettings {
  */
 export interface Backup extends LinkSettings {
   sysctl?: Record<string, string>;
+  /** Ours: the network whose ADD wrote it, so GC of one network never touches another's. */
+  cniNetwork?: string;
 }
 
 export function backupFileName(containerID: string, ifName: string): string {
@@ -75,6 +77,7 @@ export function formatBackup(b: Backup): string {
   if (b.allmulti !== undefined) o.allmulti = b.allmulti;
   if (b.txQLen !== undefined) o.txQLen = b.txQLen;
   if (b.sysctl && Object.keys(b.sysctl).length) o.sysctl = b.sysctl;
+  if (b.cniNetwork) o.cniNetwork = b.cniNetwork;
   return JSON.stringify(o, null, ' ');
 }
 
@@ -92,6 +95,7 @@ export function parseBackup(text: string): Backup {
     for (const [k, v] of Object.entries(raw.sysctl as Record<string, unknown>)) if (typeof v === 'string') s[k] = v;
     b.sysctl = s;
   }
+  if (typeof raw.cniNetwork === 'string' && raw.cniNetwork) b.cniNetwork = raw.cniNetwork;
   return b;
 }
 

@@ -1,4 +1,4 @@
 import { pluginMain } from '../../lib/skel/dispatch';
-import { cmdAdd, cmdCheck, cmdDel } from './tuning';
+import { cmdAdd, cmdCheck, cmdDel, cmdGc } from './tuning';
 
-pluginMain({ add: cmdAdd, del: cmdDel, check: cmdCheck }, 'CNI tuning plugin (cni-ts)');
+pluginMain({ add: cmdAdd, del: cmdDel, check: cmdCheck, gc: cmdGc }, 'CNI tuning plugin (cni-ts)');

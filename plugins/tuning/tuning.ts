@@ -9,7 +9,7 @@
  * `ip -batch` in the netns (reads the link, sets it, reads it back) when there are link changes.
  * Sysctls go first, as in the reference: a later MTU change resets e.g. net.ipv6.conf.X.mtu.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { CmdArgs } from '../../lib/skel/dispatch';
@@ -19,6 +19,7 @@ import { ipBatch } from '../../lib/iproute/ip';
 import { netnsExists } from '../../lib/iproute/netns';
 import { netnsSysctl } from '../../lib/sysctl/netns';
 import { failpoint, withRollback } from '../../lib/rollback';
+import { validAttachments } from '../../lib/skel/gc';
 import { ALLOWLIST_FILE, hasLinkChanges, loadNetConf, type TuningConf } from './config';
 import { parseAllowlist, sameSysctlValue } from './sysctl-keys';
 import { applyBatch, backupFileName, formatBackup, mergeBackup, parseBackup, restoreBatch, savedValues, type Backup, type LinkState } from './batch';
@@ -110,7 +111,7 @@ export async function cmdAdd(args: CmdArgs): Promise<Result> {
     if (backup.sysctl || hasLinkChanges(conf.link)) {
       const file = join(conf.dataDir, backupFileName(args.containerID, args.ifName));
       const earlier = readBackup(file);
-      writeBackup(conf.dataDir, file, mergeBackup(earlier, backup));
+      writeBackup(conf.dataDir, file, mergeBackup(earlier, { ...backup, cniNetwork: args.conf.name }));
       undo.push(`put back ${file}`, async () => (earlier ? writeBackup(conf.dataDir, file, earlier) : rmSync(file, { force: true })));
     }
     failpoint('after-apply');
@@ -149,6 +150,28 @@ export async function cmdDel(args: CmdArgs): Promise<void> {
     if (problems.length) process.stderr.write(`tuning DEL: could not restore everything: ${problems.join('; ')}\n`);
   }
   rmSync(file, { force: true });
+}
+
+/**
+ * GC: removes the backups of this network's attachments that are not in
+ * cni.dev/valid-attachments (their containers are gone, so there is nothing to restore). Only
+ * backups that name this network (`cniNetwork`, which our ADD writes) are touched: a file name
+ * says only `<containerID>_<ifname>`, and the reference's backups name no network.
+ */
+export async function cmdGc(args: CmdArgs): Promise<void> {
+  const conf = load(args);
+  const valid = new Set(validAttachments(args.conf).map((a) => backupFileName(a.containerID, a.ifname)));
+  let files: string[];
+  try {
+    files = readdirSync(conf.dataDir);
+  } catch {
+    return; // no backups at all
+  }
+  for (const f of files) {
+    if (!f.endsWith('.json') || valid.has(f)) continue;
+    const b = readBackup(join(conf.dataDir, f));
+    if (b?.cniNetwork === args.conf.name) rmSync(join(conf.dataDir, f), { force: true });
+  }
 }
 
 /** CHECK: every configured sysctl and link attribute still has the configured value. */
