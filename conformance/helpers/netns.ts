@@ -24,6 +24,7 @@ export class Registry {
   private readonly netnses = new Map<string, Netns>();
   private readonly dirs = new Set<string>();
   private readonly links: { ns: Netns; name: string }[] = [];
+  private readonly hooks: { what: string; fn: () => Promise<void> }[] = [];
 
   /** Creates a netns named cni-test-<role>-<random>; lo stays down (loopback tests need that). */
   async netns(role: string): Promise<Netns> {
@@ -57,6 +58,14 @@ export class Registry {
     this.links.push({ ns, name });
   }
 
+  /**
+   * Runs fn first at cleanup (latest registered first), before links and netns go: a process a
+   * helper started inside a netns (e.g. etcd) keeps that netns alive until it is stopped.
+   */
+  onCleanup(what: string, fn: () => Promise<void>): void {
+    this.hooks.push({ what, fn });
+  }
+
   /** Deletes a netns early (e.g. "container died"); cleanup() will not complain later. */
   async deleteNetns(ns: Netns): Promise<void> {
     await execOk(['ip', 'netns', 'del', ns.name]);
@@ -66,6 +75,13 @@ export class Registry {
   /** Removes everything; collects errors and throws them together at the end. */
   async cleanup(): Promise<void> {
     const errors: string[] = [];
+    for (const h of this.hooks.splice(0).reverse()) {
+      try {
+        await h.fn();
+      } catch (e) {
+        errors.push(`${h.what}: ${(e as Error).message}`);
+      }
+    }
     for (const l of this.links.splice(0)) {
       if (!existsSync(l.ns.path)) continue;
       await exec(inNetns(l.ns.path, ['ip', 'link', 'del', l.name]));
