@@ -224,6 +224,28 @@ describe('failover and timeouts', () => {
     expect(e.message).toContain('no leader');
   });
 
+  test('an answer that starts and then stalls still times out', async () => {
+    const stall = await fake((_p, _b, _r, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('{"header":');
+    });
+    const c = client({ endpoints: [stall.url], timeoutMs: 200 });
+    const e = await rejection(c.get('/k'));
+    expect(e.kind).toBe('unavailable');
+    expect(e.message).toBe(`etcd get: no endpoint answered (${stall.url}: no answer within 200 ms)`);
+  });
+
+  test('close() during a call stops it without trying the other endpoints', async () => {
+    const hang = await fake(() => undefined);
+    const other = await fake((_p, _b, _r, res) => json(res, 200, header(1)));
+    const c = client({ endpoints: [hang.url, other.url], timeoutMs: 5000 });
+    const p = rejection(c.get('/k'));
+    while (hang.calls.length === 0) await new Promise((r) => setTimeout(r, 5));
+    c.close();
+    expect((await p).message).toBe('etcd get: client is closed');
+    expect(other.calls).toHaveLength(0);
+  });
+
   test('close() makes later calls fail without touching the network', async () => {
     const live = await fake((_p, _b, _r, res) => json(res, 200, header(1)));
     const c = client({ endpoints: [live.url] });

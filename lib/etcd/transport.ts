@@ -219,6 +219,7 @@ export class Transport {
     const tried: string[] = [];
     let last: EtcdError | undefined;
     for (const ep of this.order()) {
+      if (this.closed) throw new EtcdError('request', `etcd ${what}: client is closed`);
       let r: RawResponse;
       try {
         r = await this.onceWithStaleRetry(ep, path, body, token);
