@@ -181,10 +181,9 @@ describe('failover and timeouts', () => {
     expect(await c.get('/k')).toBeUndefined();
     expect(Date.now() - t0).toBeGreaterThanOrEqual(190);
     expect(c.currentEndpoint).toBe(live.url);
-    const t1 = Date.now();
     await c.get('/k');
-    expect(Date.now() - t1).toBeLessThan(150);
-    expect(hang.calls).toHaveLength(1);
+    expect(hang.calls).toHaveLength(1); // the second get went to the live endpoint first
+    expect(live.calls).toHaveLength(2);
 
     const w = client({ endpoints: [hang.url, live.url], timeoutMs: 200 });
     const e = await rejection(w.put('/k', 'v'));
