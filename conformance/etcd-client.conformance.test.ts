@@ -3,10 +3,10 @@
 // `nsenter --net=` (helpers/etcd-driver.ts, bundled by esbuild on the fly) that the test drives
 // over stdin/stdout.
 import { existsSync } from 'node:fs';
-import { exec } from './helpers/exec';
+import { exec, execOk, inNetns } from './helpers/exec';
 import { type EtcdServer, startEtcd } from './helpers/etcd';
 import { type RemoteClient, type RemoteClients, type RemoteError, startRemoteClients } from './helpers/etcd-remote';
-import { Registry } from './helpers/netns';
+import { Registry, randomHex, uniqueSubnet24 } from './helpers/netns';
 
 const maybe = process.getuid?.() === 0 ? describe : describe.skip;
 
@@ -322,6 +322,32 @@ maybe('EtcdClient against etcd 3.4 (plain http, one netns)', () => {
     await etcd.start();
     pids.push(etcd.pid!);
     expect((await c.get('/drop/k'))!.value).toBe('v');
+  });
+});
+
+maybe('etcd on an underlay address, reached from another netns (the multi-host layout)', () => {
+  test('etcd in netns A on a veth address with TLS; the client in netns B connects over the veth', async () => {
+    const reg = new Registry();
+    try {
+      const a = await reg.netns('host');
+      const b = await reg.netns('host');
+      const { prefix } = uniqueSubnet24();
+      const [va, vb] = [`etA${randomHex(3)}`, `etB${randomHex(3)}`];
+      await execOk(inNetns(a.path, ['ip', 'link', 'add', va, 'type', 'veth', 'peer', 'name', vb, 'netns', b.path]));
+      await execOk(inNetns(a.path, ['ip', 'addr', 'add', `${prefix}.1/24`, 'dev', va]));
+      await execOk(inNetns(a.path, ['ip', 'link', 'set', va, 'up']));
+      await execOk(inNetns(b.path, ['ip', 'addr', 'add', `${prefix}.2/24`, 'dev', vb]));
+      await execOk(inNetns(b.path, ['ip', 'link', 'set', vb, 'up']));
+      const etcd = await startEtcd(reg, { netns: a, listenIP: `${prefix}.1`, tls: true });
+      expect(etcd.endpoint).toBe(`https://${prefix}.1:2379`);
+      const remote = await startRemoteClients(reg, b);
+      const { caFile, certFile, keyFile } = etcd.tls!;
+      const c = await remote.client({ endpoints: [etcd.endpoint], caFile, certFile, keyFile });
+      await c.put('/coreos.com/network/subnets/10.5.52.0-24', '{"PublicIP":"' + prefix + '.2"}');
+      expect((await ctlGet(etcd, '/coreos.com/network/subnets/10.5.52.0-24'))!.value).toContain(`${prefix}.2`);
+    } finally {
+      await reg.cleanup();
+    }
   });
 });
 

@@ -23,7 +23,7 @@ export interface EtcdAuth {
 }
 
 export interface StartEtcdOptions {
-  /** Where etcd runs; default: a fresh netns (role 'etcd') with lo up. */
+  /** Where etcd runs; default: a fresh netns (role 'etcd'). lo is brought up in it either way. */
   netns?: Netns;
   /** Address etcd listens on (client and peer); default 127.0.0.1. It must exist in the netns. */
   listenIP?: string;
@@ -79,17 +79,14 @@ export interface EtcdServer {
 
 /** Starts etcd and waits until it serves clients (and auth is set up, when asked). */
 export async function startEtcd(reg: Registry, opts: StartEtcdOptions = {}): Promise<EtcdServer> {
-  const netns = opts.netns ?? (await freshNetns(reg));
+  const netns = opts.netns ?? (await reg.netns('etcd'));
+  // lo must be up even when etcd listens on another address: etcd's gateway dials etcd's own
+  // gRPC listener, and Linux delivers traffic to a local address over lo (down: requests hang).
+  await execOk(inNetns(netns.path, ['ip', 'link', 'set', 'lo', 'up']));
   const server = new RealEtcd(reg, netns, opts);
   reg.onCleanup(`stop etcd ${server.name}`, () => server.cleanup());
   await server.setup();
   return server;
-}
-
-async function freshNetns(reg: Registry): Promise<Netns> {
-  const ns = await reg.netns('etcd');
-  await execOk(inNetns(ns.path, ['ip', 'link', 'set', 'lo', 'up']));
-  return ns;
 }
 
 const READY_TIMEOUT_MS = 30_000;
