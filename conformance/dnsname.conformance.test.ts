@@ -7,7 +7,7 @@
 // (no dig in the image), and libc's resolver (ping by name) with the resolv.conf a runtime
 // would write from the ADD result, bind-mounted in a private mount namespace.
 // Every dnsmasq runs in a sandbox host netns; afterEach kills any left by a failing test.
-import { chmodSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execOk, inNetns } from './helpers/exec';
 import { eventually, ping } from './helpers/ip-json';
@@ -68,6 +68,8 @@ async function query(ns: Netns, server: string, name: string): Promise<Answer> {
 }
 
 const NXDOMAIN = 3;
+/** What a network's directory holds once its last attachment is gone. */
+const LEFT_AFTER_LAST_DEL = ['dnsmasq.log', 'hosts.d', 'lock'];
 
 /** pids of every dnsmasq whose config file lies under dir (scans /proc, so it sees all netns). */
 function dnsmasqUnder(dir: string): number[] {
@@ -164,14 +166,20 @@ maybe(`dnsname [${IMPL}: ${PLUGIN_DIR}]`, () => {
       // prevResult passes through: bridge's three interfaces and the address.
       expect(c.result.interfaces).toHaveLength(3);
       expect(c.result.ips[0].address).toBe(`${c.ip}/24`);
-      expect(dnsmasqUnder(n.runDir)).toHaveLength(1);
+      const pids = dnsmasqUnder(n.runDir);
+      expect(pids).toHaveLength(1);
+      // lib/daemon: the pid file names the foreground dnsmasq, whose log lines are in dnsmasq.log.
+      expect(readFileSync(join(n.netDir, 'pidfile'), 'utf8')).toBe(`${pids[0]}\n`);
+      expect(readFileSync(join(n.netDir, 'dnsmasq.log'), 'utf8')).toMatch(new RegExp(`starting dnsmasq for network ${n.name}: .*--keep-in-foreground[^]*dnsmasq\\[${pids[0]}\\]: started`));
       expect(hostsText(n)).toBe(`${c.ip}\talpine1 alpine1.dns.test\t# cni:${c.cid}:eth0\n`);
       expect(await query(c.ns, n.subnet.gateway, 'alpine1.dns.test')).toEqual({ rcode: 0, addrs: [c.ip] });
       if (versionGte(v, '0.4.0')) await c.runner.check();
       await c.runner.del();
       expect(dnsmasqUnder(n.runDir)).toEqual([]);
-      // Only the lock file stays (see README: removing it would break the flock protocol).
-      expect(readdirSync(n.netDir)).toEqual(['lock']);
+      // The lock stays (see README: removing it would break the flock protocol), the log, and
+      // hosts.d (others' files).
+      expect(readdirSync(n.netDir).sort()).toEqual(LEFT_AFTER_LAST_DEL);
+      expect(readFileSync(join(n.netDir, 'dnsmasq.log'), 'utf8')).toMatch(/exiting on receipt of SIGTERM\n$/);
       await c.runner.del();
     });
   });
@@ -368,13 +376,70 @@ maybe(`dnsname [${IMPL}: ${PLUGIN_DIR}]`, () => {
     });
   });
 
+  test('hosts.d: a file renamed into it is served without SIGHUP, replaced and removed likewise; reloads keep it', async () => {
+    const n = makeNet('1.0.0', 'dns.test');
+    const c = await attach(n, 'local1');
+    const hostsD = join(n.netDir, 'hosts.d');
+    expect(statSync(hostsD).mode & 0o777).toBe(0o755);
+    const [pid] = dnsmasqUnder(n.runDir);
+    const log = () => readFileSync(join(n.netDir, 'dnsmasq.log'), 'utf8');
+    // dnsmasq logs "read <addnhosts>" on start and on every SIGHUP: their count shows reloads.
+    const reloads = () => log().split('\n').filter((l) => l.includes(`read ${join(n.netDir, 'addnhosts')}`)).length;
+    const before = reloads();
+    // As the overlay agent writes it: a temp name dnsmasq skips (leading dot), then rename.
+    const put = (text: string) => {
+      writeFileSync(join(hostsD, '.remote.tmp'), text, { mode: 0o644 });
+      renameSync(join(hostsD, '.remote.tmp'), join(hostsD, 'remote'));
+    };
+    put('10.99.0.7\tremote1 remote1.dns.test\n');
+    await eventually(async () => expect(await query(c.ns, n.subnet.gateway, 'remote1')).toEqual({ rcode: 0, addrs: ['10.99.0.7'] }), 3000);
+    expect(await query(c.ns, n.subnet.gateway, 'remote1.dns.test')).toEqual({ rcode: 0, addrs: ['10.99.0.7'] });
+    expect(reloads()).toBe(before);
+    expect(log()).toContain(`inotify: ${join(hostsD, 'remote')} new or modified`);
+    expect(dnsmasqUnder(n.runDir)).toEqual([pid]);
+    // An ADD (a SIGHUP) re-reads everything: the remote name stays, the new one appears.
+    const c2 = await attach(n, 'local2');
+    expect(reloads()).toBe(before + 1);
+    expect(await query(c.ns, n.subnet.gateway, 'local2')).toEqual({ rcode: 0, addrs: [c2.ip] });
+    expect(await query(c.ns, n.subnet.gateway, 'remote1')).toEqual({ rcode: 0, addrs: ['10.99.0.7'] });
+    // Replaced: the new address only. Removed: forgotten.
+    put('10.99.0.8\tremote1 remote1.dns.test\n');
+    await eventually(async () => expect(await query(c.ns, n.subnet.gateway, 'remote1')).toEqual({ rcode: 0, addrs: ['10.99.0.8'] }), 3000);
+    rmSync(join(hostsD, 'remote'));
+    await eventually(async () => expect((await query(c.ns, n.subnet.gateway, 'remote1')).rcode).toBe(NXDOMAIN), 3000);
+    expect(reloads()).toBe(before + 1);
+    expect(dnsmasqUnder(n.runDir)).toEqual([pid]);
+    await c.runner.del();
+    await c2.runner.del();
+    expect(dnsmasqUnder(n.runDir)).toEqual([]);
+    expect(readdirSync(n.netDir).sort()).toEqual(LEFT_AFTER_LAST_DEL);
+  });
+
+  test('a dnsmasq that fails at start: ADD fails with its own message from the log, nothing left running', async () => {
+    const n = makeNet('1.0.0', 'dns.test');
+    const bin = join(reg.tempDir(), 'dnsmasq');
+    writeFileSync(bin, '#!/bin/sh\necho "dnsmasq: failed to create listening socket for 192.0.2.1: Address already in use" >&2\nexit 2\n', { mode: 0o755 });
+    n.list.plugins[1].dnsmasqPath = bin;
+    const ctr = await reg.netns('ctr');
+    const runner = new ConflistRunner(host, n.list, { containerId: uniqueContainerId(), netns: ctr.path, ifname: 'eth0', args: 'K8S_POD_NAME=x' });
+    const err = await runner.add().then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(err?.message).toMatch(new RegExp(`dnsmasq for network ${n.name} exited before it was ready \\(exit code 2\\)`));
+    expect(err?.message).toContain('failed to create listening socket for 192.0.2.1: Address already in use');
+    expect(dnsmasqUnder(n.runDir)).toEqual([]);
+    expect(readdirSync(n.netDir).sort()).toEqual(LEFT_AFTER_LAST_DEL);
+    await runner.del();
+  });
+
   test('a failure after the server started rolls back: entry removed, the server it started stopped', async () => {
     const n = makeNet('1.0.0', 'dns.test');
     const ctr = await reg.netns('ctr');
     const runner = new ConflistRunner(host, n.list, { containerId: uniqueContainerId(), netns: ctr.path, ifname: 'eth0', args: 'K8S_POD_NAME=x' }, { CNI_TS_FAILPOINT: 'dnsname-after-server' });
     await expect(runner.add()).rejects.toThrow(/failpoint dnsname-after-server/);
     expect(dnsmasqUnder(n.runDir)).toEqual([]);
-    expect(readdirSync(n.netDir)).toEqual(['lock']);
+    expect(readdirSync(n.netDir).sort()).toEqual(LEFT_AFTER_LAST_DEL);
     // libcni would DEL the list after a failed ADD; that must succeed.
     await runner.del();
     // With another container present, the failed ADD keeps the server and its entry.
@@ -422,6 +487,6 @@ maybe(`dnsname [${IMPL}: ${PLUGIN_DIR}]`, () => {
     expect(await query(host, n.subnet.gateway, 'race99')).toMatchObject({ rcode: 0 });
     await run('DEL', 99);
     expect(dnsmasqUnder(n.runDir)).toEqual([]);
-    expect(readdirSync(n.netDir)).toEqual(['lock']);
+    expect(readdirSync(n.netDir).sort()).toEqual(LEFT_AFTER_LAST_DEL);
   });
 });

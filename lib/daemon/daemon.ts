@@ -4,10 +4,12 @@
  * file, stop by pid.
  *
  * How a daemon is started (see ensureRunning):
- * - `spawn` with `detached: true`: libuv calls setsid() in the child before exec, so it leads
- *   a new session and process group with no controlling terminal. A signal to the plugin's
- *   process group (a runtime killing the plugin on timeout, ^C in a terminal) does not reach
- *   it, and when the plugin exits it is reparented to init (or the nearest subreaper).
+ * - `spawn` with `detached: true` (spawnDetached in lib/exec/run.ts): libuv calls setsid() in
+ *   the child before exec, so it leads a new session and process group with no controlling
+ *   terminal. A signal to the plugin's process group (a runtime killing the plugin on timeout,
+ *   ^C in a terminal) does not reach it, and when the plugin exits it is reparented to init
+ *   (or the nearest subreaper). `setsid(1)` would do the same at the cost of one more exec,
+ *   and its pid would not be the daemon's when it has to fork (it does when it leads a group).
  * - stdio: stdin is /dev/null, stdout and stderr are one O_APPEND descriptor of the log file.
  *   Nothing else is inherited: Node opens every file (the lock, the log) with O_CLOEXEC, so the
  *   daemon holds neither the caller's lock nor the pipes a runtime reads the plugin's result
@@ -26,14 +28,17 @@
  * Liveness: a pid file alone is not trusted (pids are reused). A pid counts only if
  * /proc/<pid>/cmdline satisfies the spec's `matches` and the process is not a zombie.
  *
- * Locking: one flock(2) per daemon (lib/lock/flock.ts, compatible with everything else that
- * locks here) serializes start and stop. A caller that already holds a lock covering every
+ * Locking: one flock(2) per daemon (lib/lock/flock.ts: Node has no flock, so it costs one
+ * flock(1) process, ~6 ms here) serializes start and stop; the kernel drops it if the holder
+ * dies, which no lock file made with O_EXCL or mkdir does. ensureRunning takes no lock at all
+ * when the daemon is already live and ready. A caller that already holds a lock covering every
  * start and stop of this daemon passes `locked: true` instead (dnsname holds its per-network
  * lock around read/edit/write/start/reload/stop), so no second lock is ever taken under it.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { appendFileSync, closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, isAbsolute, join } from 'node:path';
+import { spawnDetached } from '../exec/run';
 import { lockFile } from '../lock/flock';
 import { CniError, ErrCode } from '../skel/errors';
 
@@ -278,12 +283,12 @@ function openLog(logFile: string, first: string): { fd: number; offset: number }
 }
 
 async function start(spec: DaemonSpec, paths: DaemonPaths, timeoutMs: number): Promise<{ pid: number; started: boolean }> {
-  const [bin, ...args] = spec.argv;
+  const bin = spec.argv[0];
   if (!bin || !isAbsolute(bin)) throw new CniError(ErrCode.Internal, `cannot start ${spec.name}: argv[0] must be an absolute path, got "${bin ?? ''}"`);
   const log = openLog(paths.logFile, `starting ${spec.name}: ${spec.argv.join(' ')}`);
   let child: ChildProcess;
   try {
-    child = spawn(bin, args, { detached: true, stdio: ['ignore', log.fd, log.fd], env: daemonEnv(spec), cwd: '/', shell: false });
+    child = spawnDetached(spec.argv, { outFd: log.fd, env: daemonEnv(spec) });
   } finally {
     // The child has its own copy; ours would keep the file open for nothing.
     closeSync(log.fd);
@@ -351,21 +356,42 @@ export async function ensureRunning(spec: DaemonSpec, opts: EnsureOptions = {}):
     throw new CniError(ErrCode.IOFailure, `failed to create ${spec.dir} for ${spec.name}: ${(e as Error).message}`);
   }
   return underLock(paths, opts, async () => {
-    const pid = livePid(spec);
-    if (pid !== undefined) {
-      const outcome = await pollReady(spec, pid, timeoutMs);
-      if (outcome === 'ready') return { pid, started: false };
-      if (outcome === 'timeout') throw notReady(spec, pid, timeoutMs, paths.logFile);
-      // It died while we waited: start a new one.
-    }
+    // Another caller may have started it while we waited for the lock. If it dies while we
+    // wait for it to be ready, we start a new one.
+    const pid = await readyPid(spec, { readyTimeoutMs: timeoutMs });
+    if (pid !== undefined) return { pid, started: false };
     return start(spec, paths, timeoutMs);
   });
 }
 
-/** Waits up to timeoutMs for pid to be gone (or no longer ours); true when it is. */
-async function waitGone(spec: DaemonSpec, pid: number, timeoutMs: number): Promise<boolean> {
+/**
+ * The live daemon once it is ready (waiting up to readyTimeoutMs), or undefined when none
+ * runs; alive but not ready in time → code 11. Takes no lock and starts nothing: for a caller
+ * that signals the daemon (a reload) only once it can handle the signal.
+ */
+export async function readyPid(spec: DaemonSpec, opts: { readyTimeoutMs?: number } = {}): Promise<number | undefined> {
+  const pid = livePid(spec);
+  if (pid === undefined) return undefined;
+  const timeoutMs = opts.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
+  const outcome = await pollReady(spec, pid, timeoutMs);
+  if (outcome === 'timeout') throw notReady(spec, pid, timeoutMs, daemonPaths(spec).logFile);
+  return outcome === 'ready' ? pid : undefined;
+}
+
+/**
+ * True once pid has exited: no such process, or a zombie (state Z, or X while being reaped).
+ * Not "its cmdline stopped matching": an exiting process loses its cmdline (its memory)
+ * before it closes its files, so it may still hold its sockets then.
+ */
+function hasExited(pid: number): boolean {
+  const st = parseProcStat(readProc(pid, 'stat') ?? '');
+  return !st || st.state === 'Z' || st.state === 'X';
+}
+
+/** Waits up to timeoutMs for pid (known to be ours when signalled) to exit; true when it has. */
+async function waitGone(pid: number, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
-  for (let delay = 5; pidMatches(spec, pid); delay = Math.min(delay * 2, 50)) {
+  for (let delay = 5; !hasExited(pid); delay = Math.min(delay * 2, 50)) {
     const left = deadline - Date.now();
     if (left <= 0) return false;
     await pause(Math.min(delay, left));
@@ -395,10 +421,10 @@ export async function stopDaemon(spec: DaemonSpec, opts: StopOptions = {}): Prom
     const graceMs = opts.graceMs ?? DEFAULT_GRACE_MS;
     note(paths.logFile, `stopping ${spec.name} (pid ${pid}): SIGTERM`);
     signal(pid, 'SIGTERM');
-    if (!(await waitGone(spec, pid, graceMs))) {
+    if (!(await waitGone(pid, graceMs))) {
       note(paths.logFile, `${spec.name} (pid ${pid}) still running ${graceMs} ms after SIGTERM: SIGKILL`);
       signal(pid, 'SIGKILL');
-      if (!(await waitGone(spec, pid, KILL_WAIT_MS))) throw new CniError(ErrCode.Internal, `${spec.name} (pid ${pid}) did not stop`, 'it survived SIGKILL; see its /proc/<pid>/status');
+      if (!(await waitGone(pid, KILL_WAIT_MS))) throw new CniError(ErrCode.Internal, `${spec.name} (pid ${pid}) did not stop`, 'it survived SIGKILL; see its /proc/<pid>/status');
     }
     rmSync(paths.pidFile, { force: true });
     return true;

@@ -1,13 +1,14 @@
 /**
  * The only place in the suite that spawns processes. argv only, never a shell; a timeout on
- * everything; failures become CommandError with stderr first, then the command, then the code.
+ * everything we wait for; failures become CommandError with stderr first, then the command,
+ * then the code. The one exception to waiting is spawnDetached (for lib/daemon).
  *
  * Built on node:child_process rather than execa: every plugin process spawns, so the runner's
  * load cost is paid on every CNI call. Measured here (Node 20.20, one `true` child): plain
  * child_process 30 ms / 40.8 MB peak RSS, execa 8 50 ms / 45.4 MB, execa 9 60 ms / 48.7 MB. We use
  * none of execa's extras (argv is already an array, no shell, output is small).
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 
 export class CommandError extends Error {
   constructor(
@@ -100,4 +101,14 @@ function spawnAndWait(argv: string[], opts: RunOptions): Promise<RunResult> {
       child.stdin!.end(opts.input);
     }
   });
+}
+
+/**
+ * Starts argv as a daemon and returns at once, without waiting for it: detached (setsid in
+ * the child: its own session and process group, no controlling terminal), stdin /dev/null,
+ * stdout and stderr on `outFd`, cwd /. Only lib/daemon/daemon.ts calls this; it owns the
+ * returned handle (exit watch, unref).
+ */
+export function spawnDetached(argv: string[], opts: { outFd: number; env: NodeJS.ProcessEnv }): ChildProcess {
+  return spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', opts.outFd, opts.outFd], env: opts.env, cwd: '/', shell: false });
 }

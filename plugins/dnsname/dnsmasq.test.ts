@@ -2,7 +2,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CniError } from '../../lib/skel/errors';
-import { unreachableAncestor, buildDnsmasqConf, cmdlineMatches, findDnsmasq, netPaths, startArgv } from './dnsmasq';
+import { unreachableAncestor, buildDnsmasqConf, cmdlineMatches, dnsmasqSpec, findDnsmasq, listenFromConf, netPaths, startArgv } from './dnsmasq';
 
 const paths = netPaths('/run/containers/cni/dnsname', 'podman1');
 
@@ -12,7 +12,9 @@ describe('dnsmasq files and argv', () => {
       dir: '/run/containers/cni/dnsname/podman1',
       conf: '/run/containers/cni/dnsname/podman1/dnsmasq.conf',
       hosts: '/run/containers/cni/dnsname/podman1/addnhosts',
+      hostsDir: '/run/containers/cni/dnsname/podman1/hosts.d',
       pidFile: '/run/containers/cni/dnsname/podman1/pidfile',
+      log: '/run/containers/cni/dnsname/podman1/dnsmasq.log',
       lock: '/run/containers/cni/dnsname/podman1/lock',
     });
   });
@@ -21,29 +23,50 @@ describe('dnsmasq files and argv', () => {
     const text = buildDnsmasqConf({ network: 'podman1', domain: 'dns.podman', listen: ['10.88.0.1', 'fd00::1'], paths });
     const opts = text.split('\n').filter((l) => l && !l.startsWith('#'));
     expect(opts).toEqual([
-      'pid-file=/run/containers/cni/dnsname/podman1/pidfile',
+      // No pid file from dnsmasq (lib/daemon writes ours), log lines to stderr (our log file).
+      'pid-file=',
+      'log-facility=-',
       'listen-address=10.88.0.1,fd00::1',
       'bind-dynamic',
       'no-hosts',
       'addn-hosts=/run/containers/cni/dnsname/podman1/addnhosts',
+      'hostsdir=/run/containers/cni/dnsname/podman1/hosts.d',
       'local=/dns.podman/',
       'domain-needed',
     ]);
     // --interface would make dnsmasq listen on the union of interface and addresses.
     expect(text).not.toMatch(/^interface=/m);
+    // The readiness probe asks where the config listens.
+    expect(listenFromConf(text)).toEqual(['10.88.0.1', 'fd00::1']);
+    expect(listenFromConf('')).toEqual([]);
   });
 
-  test('argv: the binary and our config file, nothing through a shell', () => {
-    expect(startArgv('/usr/sbin/dnsmasq', paths)).toEqual(['/usr/sbin/dnsmasq', '--conf-file=/run/containers/cni/dnsname/podman1/dnsmasq.conf']);
+  test('argv: the binary in the foreground (its pid is the one started) and our config file, no shell', () => {
+    expect(startArgv('/usr/sbin/dnsmasq', paths)).toEqual(['/usr/sbin/dnsmasq', '--keep-in-foreground', '--conf-file=/run/containers/cni/dnsname/podman1/dnsmasq.conf']);
+  });
+
+  test('daemon spec: the network dir, pidfile and lock as containers/dnsname names them, dnsmasq.log', () => {
+    const spec = dnsmasqSpec({ network: 'podman1', paths, listen: ['10.88.0.1'], bin: '/usr/sbin/dnsmasq' });
+    expect(spec).toMatchObject({
+      name: 'dnsmasq for network podman1',
+      dir: paths.dir,
+      argv: startArgv('/usr/sbin/dnsmasq', paths),
+      pidFile: paths.pidFile,
+      logFile: paths.log,
+      lockFile: paths.lock,
+    });
+    expect(spec.matches(startArgv('/usr/sbin/dnsmasq', paths))).toBe(true);
   });
 
   test('a pid is ours only if its cmdline is dnsmasq with our config file', () => {
-    expect(cmdlineMatches('/usr/sbin/dnsmasq\0--conf-file=/run/containers/cni/dnsname/podman1/dnsmasq.conf\0', paths)).toBe(true);
-    expect(cmdlineMatches('dnsmasq\0--conf-file=/run/containers/cni/dnsname/podman1/dnsmasq.conf\0', paths)).toBe(true);
+    const conf = '--conf-file=/run/containers/cni/dnsname/podman1/dnsmasq.conf';
+    expect(cmdlineMatches(['/usr/sbin/dnsmasq', '--keep-in-foreground', conf], paths)).toBe(true);
+    // One started by an older version (self-daemonized) is still ours to stop.
+    expect(cmdlineMatches(['dnsmasq', conf], paths)).toBe(true);
     // Another network's server, a reused pid, an empty cmdline (kernel thread or zombie).
-    expect(cmdlineMatches('dnsmasq\0--conf-file=/run/containers/cni/dnsname/podman2/dnsmasq.conf\0', paths)).toBe(false);
-    expect(cmdlineMatches('sleep\0--conf-file=/run/containers/cni/dnsname/podman1/dnsmasq.conf\0', paths)).toBe(false);
-    expect(cmdlineMatches('', paths)).toBe(false);
+    expect(cmdlineMatches(['dnsmasq', '--conf-file=/run/containers/cni/dnsname/podman2/dnsmasq.conf'], paths)).toBe(false);
+    expect(cmdlineMatches(['sleep', conf], paths)).toBe(false);
+    expect(cmdlineMatches([], paths)).toBe(false);
   });
 });
 

@@ -1,32 +1,48 @@
 /**
- * One dnsmasq per network: its files, its config, and its process (find, start, reload, stop).
+ * One dnsmasq per network: its files, its config, and the DaemonSpec under which lib/daemon
+ * starts, finds and stops it.
  *
- * The process is started by the plugin (in the plugin's netns, which is the one holding the
- * bridge) and daemonizes itself: dnsmasq forks, writes its pid file as root, moves stdio to
- * /dev/null, drops to its unprivileged default user, and its first process exits only once the
- * daemon is serving (or with the daemon's startup error). So it outlives the plugin, and
- * `run()` returns when it is ready.
+ * It runs in the foreground (--keep-in-foreground), started by lib/daemon from the plugin (in
+ * the plugin's netns, which holds the bridge): so the pid lib/daemon writes is dnsmasq's own,
+ * and its log lines (log-facility=-, stderr) and start-up errors go to <dir>/dnsmasq.log.
+ * dnsmasq still drops to its unprivileged user. It is ready when it answers a query (probe.ts):
+ * only then may it get a SIGHUP (before its handler is installed, SIGHUP would kill it).
  *
  * A pid file alone is not proof of life (pids are reused): a pid counts only if
  * /proc/<pid>/cmdline is dnsmasq with our `--conf-file=<path>` and the process is not a zombie.
  */
-import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { run } from '../../lib/exec/run';
-import { CniError, ErrCode, wrapError } from '../../lib/skel/errors';
+import type { DaemonSpec } from '../../lib/daemon/daemon';
+import { CniError, ErrCode } from '../../lib/skel/errors';
+import { answersDns } from './probe';
 
 export interface NetPaths {
   dir: string;
   conf: string;
   hosts: string;
+  /** Extra hosts files (the overlay agent's), read by dnsmasq itself on change (inotify). */
+  hostsDir: string;
   pidFile: string;
+  log: string;
   lock: string;
 }
 
-/** `<runDir>/<network>/{dnsmasq.conf,addnhosts,pidfile,lock}`, as containers/dnsname names them. */
+/**
+ * `<runDir>/<network>/{dnsmasq.conf,addnhosts,pidfile,lock}`, as containers/dnsname names
+ * them, plus `hosts.d/` and `dnsmasq.log`.
+ */
 export function netPaths(runDir: string, network: string): NetPaths {
   const dir = join(runDir, network);
-  return { dir, conf: join(dir, 'dnsmasq.conf'), hosts: join(dir, 'addnhosts'), pidFile: join(dir, 'pidfile'), lock: join(dir, 'lock') };
+  return {
+    dir,
+    conf: join(dir, 'dnsmasq.conf'),
+    hosts: join(dir, 'addnhosts'),
+    hostsDir: join(dir, 'hosts.d'),
+    pidFile: join(dir, 'pidfile'),
+    log: join(dir, 'dnsmasq.log'),
+    lock: join(dir, 'lock'),
+  };
 }
 
 /**
@@ -35,7 +51,13 @@ export function netPaths(runDir: string, network: string): NetPaths {
  *   socket per address, so servers of different networks (and a host resolver on 127.0.0.53)
  *   share port 53; bind-dynamic also copes with an address that appears later (IPv6 DAD) or a
  *   bridge that is re-created. No --interface: dnsmasq would listen on the union of both.
+ * - pid-file= (empty): dnsmasq writes none; lib/daemon writes `pidfile`. In the foreground
+ *   dnsmasq would otherwise write /run/dnsmasq.pid (the system one's) with unlink + O_EXCL.
+ * - log-facility=-: its log lines go to stderr, which is our log file (no syslog needed).
  * - no-hosts + addn-hosts: serve our file, never the host's /etc/hosts.
+ * - hostsdir: more hosts files, written by others (the overlay agent: other hosts'
+ *   containers). dnsmasq watches the directory itself (inotify): a file renamed into it is
+ *   served, a removed one forgotten, with no SIGHUP.
  * - local=/<domain>/: names under the network's domain are answered here or not at all (a
  *   container of another network is NXDOMAIN, not a query to the host's resolvers).
  * - domain-needed: a bare name not in the file is NXDOMAIN too, never forwarded upstream.
@@ -51,25 +73,55 @@ export function buildDnsmasqConf(o: { network: string; domain: string; listen: s
     // not read the hosts file (see unreachableAncestor), and then stays root as
     // containers/dnsname always ran it.
     ...(o.runAsRoot ? [`# ${o.runAsRoot} is not searchable by others, so dnsmasq keeps running as root.`, 'user=root'] : []),
-    `pid-file=${o.paths.pidFile}`,
+    'pid-file=',
+    'log-facility=-',
     `listen-address=${o.listen.join(',')}`,
     'bind-dynamic',
     'no-hosts',
     `addn-hosts=${o.paths.hosts}`,
+    `hostsdir=${o.paths.hostsDir}`,
     `local=/${o.domain}/`,
     'domain-needed',
     '',
   ].join('\n');
 }
 
+/** dnsmasq in the foreground on our config: its pid is the one we start. */
 export function startArgv(bin: string, paths: NetPaths): string[] {
-  return [bin, `--conf-file=${paths.conf}`];
+  return [bin, '--keep-in-foreground', `--conf-file=${paths.conf}`];
 }
 
-/** True when a /proc/<pid>/cmdline (NUL-separated) is a dnsmasq running `paths.conf`. */
-export function cmdlineMatches(cmdline: string, paths: NetPaths): boolean {
-  const argv = cmdline.split('\0').filter((a) => a !== '');
+/** True when a cmdline (as argv) is a dnsmasq running `paths.conf`. */
+export function cmdlineMatches(argv: string[], paths: NetPaths): boolean {
   return argv.length > 0 && basename(argv[0]!) === 'dnsmasq' && argv.includes(`--conf-file=${paths.conf}`);
+}
+
+/** The addresses of a config's listen-address lines (where the readiness probe asks). Pure. */
+export function listenFromConf(conf: string): string[] {
+  return conf
+    .split('\n')
+    .filter((l) => l.startsWith('listen-address='))
+    .flatMap((l) => l.slice('listen-address='.length).split(','))
+    .map((a) => a.trim())
+    .filter(Boolean);
+}
+
+/**
+ * The network's dnsmasq as a lib/daemon spec. Its lock is the network's lock, which dnsname
+ * holds around every use (so it calls lib/daemon with `locked: true`). `bin` is needed only to
+ * start it (DEL, GC and CHECK never do); `listen` is where readiness is asked.
+ */
+export function dnsmasqSpec(o: { network: string; paths: NetPaths; listen: string[]; bin?: string }): DaemonSpec {
+  return {
+    name: `dnsmasq for network ${o.network}`,
+    dir: o.paths.dir,
+    argv: startArgv(o.bin ?? 'dnsmasq', o.paths),
+    pidFile: o.paths.pidFile,
+    logFile: o.paths.log,
+    lockFile: o.paths.lock,
+    matches: (argv) => cmdlineMatches(argv, o.paths),
+    ready: () => answersDns(o.listen),
+  };
 }
 
 const FALLBACK_DIRS = ['/usr/local/sbin', '/usr/sbin', '/sbin'];
@@ -106,35 +158,6 @@ export function unreachableAncestor(dir: string): string | undefined {
   }
 }
 
-function readProc(pid: number, file: string): string | undefined {
-  try {
-    return readFileSync(`/proc/${pid}/${file}`, 'utf8');
-  } catch {
-    return undefined;
-  }
-}
-
-function isZombie(pid: number): boolean {
-  const stat = readProc(pid, 'stat');
-  if (stat === undefined) return true;
-  // "pid (comm) S ...": the state follows the last ')' (comm may hold parentheses).
-  return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
-}
-
-/** The pid of this network's live dnsmasq, or undefined (no pid file, dead, or someone else's pid). */
-export function livePid(paths: NetPaths): number | undefined {
-  let pid: number;
-  try {
-    pid = Number.parseInt(readFileSync(paths.pidFile, 'utf8').trim(), 10);
-  } catch {
-    return undefined;
-  }
-  if (!Number.isInteger(pid) || pid <= 1) return undefined;
-  const cmdline = readProc(pid, 'cmdline');
-  if (cmdline === undefined || !cmdlineMatches(cmdline, paths) || isZombie(pid)) return undefined;
-  return pid;
-}
-
 /** True when pid's network namespace is the caller's (the server must sit next to the bridge). */
 export function sameNetnsAsSelf(pid: number): boolean {
   try {
@@ -146,43 +169,7 @@ export function sameNetnsAsSelf(pid: number): boolean {
   }
 }
 
-/** Starts the daemon and returns its pid; dnsmasq's own startup error becomes the message. */
-export async function startDnsmasq(bin: string, paths: NetPaths): Promise<number> {
-  try {
-    await run(startArgv(bin, paths), { timeoutMs: 10_000 });
-  } catch (e) {
-    throw wrapError(`failed to start dnsmasq for ${paths.dir}`, e);
-  }
-  const pid = livePid(paths);
-  if (pid === undefined) throw new CniError(ErrCode.Internal, `dnsmasq for ${paths.dir} exited right after starting`);
-  return pid;
-}
-
 /** Asks dnsmasq to re-read addn-hosts (and clear its cache). A signal, not a process. */
 export function reloadDnsmasq(pid: number): void {
   process.kill(pid, 'SIGHUP');
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** SIGTERM, wait up to 2 s for it to go, then SIGKILL; a process already gone is fine. */
-export async function stopDnsmasq(pid: number, paths: NetPaths): Promise<void> {
-  const alive = (): boolean => {
-    const cmdline = readProc(pid, 'cmdline');
-    return cmdline !== undefined && cmdlineMatches(cmdline, paths) && !isZombie(pid);
-  };
-  const signal = (s: NodeJS.Signals): void => {
-    try {
-      process.kill(pid, s);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
-    }
-  };
-  signal('SIGTERM');
-  for (let i = 0; i < 100 && alive(); i++) await sleep(20);
-  if (alive()) {
-    signal('SIGKILL');
-    for (let i = 0; i < 50 && alive(); i++) await sleep(20);
-  }
-  if (alive()) throw new CniError(ErrCode.Internal, `dnsmasq (pid ${pid}) for ${paths.dir} did not stop`);
 }

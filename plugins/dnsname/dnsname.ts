@@ -14,21 +14,11 @@ import type { CmdArgs } from '../../lib/skel/dispatch';
 import { CniError, ErrCode, wrapError } from '../../lib/skel/errors';
 import { validAttachments } from '../../lib/skel/gc';
 import type { Result } from '../../lib/types/result';
+import { type DaemonSpec, ensureRunning, livePid, readyPid, stopDaemon } from '../../lib/daemon/daemon';
 import { withLock } from '../../lib/lock/flock';
 import { failpoint, withRollback } from '../../lib/rollback';
 import { containerNames, loadNetConf, type DnsnameConf } from './config';
-import {
-  type NetPaths,
-  buildDnsmasqConf,
-  findDnsmasq,
-  livePid,
-  netPaths,
-  reloadDnsmasq,
-  sameNetnsAsSelf,
-  startDnsmasq,
-  stopDnsmasq,
-  unreachableAncestor,
-} from './dnsmasq';
+import { type NetPaths, buildDnsmasqConf, dnsmasqSpec, findDnsmasq, listenFromConf, netPaths, reloadDnsmasq, sameNetnsAsSelf, unreachableAncestor } from './dnsmasq';
 import { type HostsLine, type Owner, attachmentCount, entriesOf, formatHosts, hostnamesFor, parseHosts, removeEntries, setEntries } from './hosts';
 
 function readText(path: string): string {
@@ -68,24 +58,37 @@ function requirePrevResult(args: CmdArgs, verb: string): Result {
   return args.prevResult;
 }
 
-/** Stops the network's server (if it runs) and removes its files, keeping the lock file. */
-async function retire(paths: NetPaths): Promise<void> {
-  const pid = livePid(paths);
-  if (pid !== undefined) await stopDnsmasq(pid, paths);
-  // The lock stays: a process waiting on it would otherwise lock an unlinked file while a
-  // later one locks a new file, and both would run.
+/** The network's server as written in its config (for finding, probing and stopping it). */
+function existingSpec(network: string, paths: NetPaths): DaemonSpec {
+  return dnsmasqSpec({ network, paths, listen: listenFromConf(readText(paths.conf)) });
+}
+
+/** SIGHUP for the live server, once it answers (a SIGHUP before its handler kills it). */
+async function reload(spec: DaemonSpec): Promise<void> {
+  const pid = await readyPid(spec);
+  if (pid !== undefined) reloadDnsmasq(pid);
+}
+
+/**
+ * Stops the network's server (if it runs) and removes its files. The lock stays: a process
+ * waiting on it would otherwise lock an unlinked file while a later one locks a new file, and
+ * both would run. The log stays for whoever looks into what the server did; hosts.d stays with
+ * whatever others put there.
+ */
+async function retire(spec: DaemonSpec, paths: NetPaths): Promise<void> {
+  await stopDaemon(spec, { locked: true });
   for (const f of [paths.hosts, paths.conf, paths.pidFile]) rmSync(f, { force: true });
 }
 
 /** Writes the edited hosts file and reloads the live server, or retires it when no entry is left. */
-async function commitRemoval(paths: NetPaths, lines: HostsLine[]): Promise<void> {
+async function commitRemoval(network: string, paths: NetPaths, lines: HostsLine[]): Promise<void> {
+  const spec = existingSpec(network, paths);
   if (attachmentCount(lines) === 0) {
-    await retire(paths);
+    await retire(spec, paths);
     return;
   }
   writeAtomic(paths.hosts, formatHosts(lines));
-  const pid = livePid(paths);
-  if (pid !== undefined) reloadDnsmasq(pid);
+  await reload(spec);
 }
 
 export async function cmdAdd(args: CmdArgs): Promise<Result> {
@@ -101,9 +104,9 @@ export async function cmdAdd(args: CmdArgs): Promise<Result> {
   const bin = findDnsmasq(conf.dnsmasqPath);
   const paths = netPaths(conf.runDir, conf.name);
   try {
-    mkdirSync(paths.dir, { recursive: true, mode: 0o755 });
+    mkdirSync(paths.hostsDir, { recursive: true, mode: 0o755 });
   } catch (e) {
-    throw new CniError(ErrCode.IOFailure, `failed to create ${paths.dir}: ${(e as Error).message}`);
+    throw new CniError(ErrCode.IOFailure, `failed to create ${paths.hostsDir}: ${(e as Error).message}`);
   }
   const owner: Owner = { containerID: args.containerID, ifname: args.ifName };
   const names = hostnamesFor(name, aliases, conf.domainName);
@@ -113,31 +116,31 @@ export async function cmdAdd(args: CmdArgs): Promise<Result> {
       const oldConf = readText(paths.conf);
       const runAsRoot = unreachableAncestor(paths.dir);
       const newConf = buildDnsmasqConf({ network: conf.name, domain: conf.domainName, listen: gateways, paths, runAsRoot });
+      const spec = dnsmasqSpec({ network: conf.name, paths, listen: gateways, bin });
       const oldHosts = readText(paths.hosts);
       const lines = setEntries(parseHosts(oldHosts), owner, ips, names);
       writeAtomic(paths.hosts, formatHosts(lines));
       undo.push('restore the hosts file', async () => {
         if (oldHosts) writeAtomic(paths.hosts, oldHosts);
         else rmSync(paths.hosts, { force: true });
-        const p = livePid(paths);
-        if (p !== undefined) reloadDnsmasq(p);
+        await reload(existingSpec(conf.name, paths));
       });
-      let pid = livePid(paths);
       if (newConf !== oldConf) {
         // SIGHUP does not re-read the config: a changed one (domain, gateways) needs a restart.
-        if (pid !== undefined) await stopDnsmasq(pid, paths);
-        pid = undefined;
+        await stopDaemon(spec, { locked: true });
         writeAtomic(paths.conf, newConf);
         undo.push('restore the dnsmasq config', async () => (oldConf ? writeAtomic(paths.conf, oldConf) : rmSync(paths.conf, { force: true })));
       }
       failpoint('dnsname-before-server');
-      if (pid !== undefined) {
+      // Under the network's lock (held here): the live server once it answers, or a new one
+      // that already read the new hosts file.
+      const { pid, started } = await ensureRunning(spec, { locked: true });
+      if (!started) {
         reloadDnsmasq(pid);
-      } else {
-        await startDnsmasq(bin, paths);
+      } else if (attachmentCount(parseHosts(oldHosts)) === 0) {
         // If this ADD fails later, the server it started goes unless older attachments need it
         // (then restoring the hosts file reloads it).
-        if (attachmentCount(parseHosts(oldHosts)) === 0) undo.push('stop dnsmasq', () => retire(paths));
+        undo.push('stop dnsmasq', () => retire(spec, paths));
       }
       failpoint('dnsname-after-server');
     });
@@ -166,7 +169,7 @@ export async function cmdDel(args: CmdArgs): Promise<void> {
     const { lines, removed } = removeEntries(parseHosts(readText(paths.hosts)), (o) => o.containerID === args.containerID && o.ifname === args.ifName);
     if (removed === 0 && attachmentCount(lines) > 0) return;
     try {
-      await commitRemoval(paths, lines);
+      await commitRemoval(conf.name, paths, lines);
     } catch (e) {
       throw wrapError(`failed to remove ${args.containerID}/${args.ifName} from network ${conf.name}`, e);
     }
@@ -182,7 +185,7 @@ export async function cmdCheck(args: CmdArgs): Promise<void> {
   const paths = netPaths(conf.runDir, conf.name);
   if (!existsSync(paths.dir)) throw new CniError(ErrCode.Internal, `network ${conf.name} has no dnsname state in ${conf.runDir}`);
   await withLock(paths.lock, async () => {
-    const pid = livePid(paths);
+    const pid = livePid(existingSpec(conf.name, paths));
     if (pid === undefined) throw new CniError(ErrCode.Internal, `dnsmasq for network ${conf.name} is not running`);
     if (!sameNetnsAsSelf(pid)) throw new CniError(ErrCode.Internal, `dnsmasq for network ${conf.name} (pid ${pid}) runs in another network namespace`);
     const mine = entriesOf(parseHosts(readText(paths.hosts)), { containerID: args.containerID, ifname: args.ifName });
@@ -206,7 +209,7 @@ export async function cmdGc(args: CmdArgs): Promise<void> {
     const { lines, removed } = removeEntries(parseHosts(readText(paths.hosts)), (o) => !keep.has(`${o.containerID}\0${o.ifname}`));
     // Also a server left running with nothing to serve (a crash between steps) goes here.
     if (removed === 0 && attachmentCount(lines) > 0) return;
-    await commitRemoval(paths, lines);
+    await commitRemoval(conf.name, paths, lines);
   });
 }
 
