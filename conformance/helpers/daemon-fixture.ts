@@ -10,7 +10,7 @@
 //     A separate "plugin" process calling ensureRunning / stopDaemon on the spec described by
 //     the JSON; prints {"pid","started"} / {"wasRunning"}, or the CNI error and exit code 1.
 //     ensure-hang stays alive afterwards (to be killed with its process group by the test).
-import { existsSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { ensureRunning, logLine, stopDaemon, type DaemonSpec } from '../../lib/daemon/daemon';
 import { asCniError } from '../../lib/skel/errors';
 
@@ -28,14 +28,25 @@ export interface FixtureSpec {
   graceMs?: number;
 }
 
-/** The DaemonSpec a FixtureSpec stands for: ours if the token is in the cmdline, ready once readyFile exists. */
+/**
+ * The DaemonSpec a FixtureSpec stands for: ours if the token is in the cmdline, ready once
+ * readyFile holds the daemon's pid (a file left by an earlier, killed instance does not count).
+ */
 export function toDaemonSpec(f: FixtureSpec): DaemonSpec {
   const { token, readyFile, readyTimeoutMs: _t, graceMs: _g, ...rest } = f;
   return {
     ...rest,
     matches: (cmdline) => cmdline.includes(token),
-    ready: readyFile ? () => existsSync(readyFile) : undefined,
+    ready: readyFile ? (pid) => readText(readyFile) === String(pid) : undefined,
   };
+}
+
+function readText(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
 }
 
 function daemon(token: string, mode: string, readyFile: string, delayMs: number): void {

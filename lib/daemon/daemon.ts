@@ -205,7 +205,7 @@ async function pollReady(spec: DaemonSpec, pid: number, timeoutMs: number, gone?
   let dead = false;
   gone?.then(() => (dead = true));
   const deadline = Date.now() + timeoutMs;
-  for (let delay = 5; ; delay = Math.min(delay * 2, 100)) {
+  for (let delay = 2; ; delay = Math.min(delay * 2, 25)) {
     if (dead || !pidMatches(spec, pid)) return 'dead';
     if (await isReady(spec, pid)) return dead ? 'dead' : 'ready';
     const left = deadline - Date.now();
