@@ -303,7 +303,13 @@ async function start(spec: DaemonSpec, paths: DaemonPaths, timeoutMs: number): P
       // spawn itself failed (no such file, not executable): reported on 'error'.
       throw new CniError(ErrCode.Internal, `failed to start ${spec.name}: ${await exited}`);
     }
-    writePidFile(paths.pidFile, pid);
+    try {
+      writePidFile(paths.pidFile, pid);
+    } catch (e) {
+      // Without its pid file nobody could find or stop it: it must not run.
+      signal(pid, 'SIGKILL');
+      throw new CniError(ErrCode.IOFailure, `failed to write ${paths.pidFile} for ${spec.name}: ${(e as Error).message}`);
+    }
     const outcome = await pollReady(spec, pid, timeoutMs, exited);
     if (outcome === 'ready') return { pid, started: true };
     if (outcome === 'timeout') throw notReady(spec, pid, timeoutMs, paths.logFile);
