@@ -361,7 +361,8 @@ try {
     'portmap rules': [...nft.split('\n').filter((l) => /dnat to/.test(l)), ...ipt.split('\n').filter((l) => /CNI-DN-/.test(l))],
     'firewall container rules': [...fwContainers, ...ipt.split('\n').filter((l) => /^-A CNI-FORWARD .*id:/.test(l))],
     'dnsmasq processes': dnsmasqUnder(runDir).map(String),
-    'dnsname hosts files': filesUnder(runDir).filter((f) => !f.endsWith('/lock')),
+    // The lock and dnsmasq.log stay by design (plugins/dnsname/README.md, Files).
+    'dnsname hosts files': filesUnder(runDir).filter((f) => !f.endsWith('/lock') && !f.endsWith('/dnsmasq.log')),
     'libcni cache entries': filesUnder(cacheDir),
     'tuning backups': filesUnder(tuningDir),
   };
