@@ -223,6 +223,25 @@ maybe('lib/daemon: long-lived processes started by plugins', () => {
     expect((await expectCniError(ensureRunning(toDaemonSpec(g)))).message).toMatch(/argv\[0\] must be an absolute path/);
   });
 
+  test('a daemon started through env(1) is recognized after its second exec; one its spec never recognizes is killed', async () => {
+    // env execs node: the cmdline is env's first, node's (argv[0] = node) only after the second exec.
+    const f = makeSpec('normal', 200, { argv0: process.execPath });
+    f.argv = ['/usr/bin/env', ...f.argv];
+    f.base = 'node';
+    const spec = toDaemonSpec(f);
+    const r = await ensureRunning(spec);
+    expect(r.started).toBe(true);
+    expect(parseCmdline(readFileSync(`/proc/${r.pid}/cmdline`, 'utf8'))[0]).toBe(process.execPath);
+    expect(livePid(spec)).toBe(r.pid);
+    expect(await stopDaemon(spec)).toBe(true);
+
+    const g = makeSpec('normal', 0, { argv0: '/not/what/runs' });
+    const e = await expectCniError(ensureRunning(toDaemonSpec(g)));
+    expect(e.message).toMatch(/\(pid \d+\) does not match its own spec$/);
+    await until('the unrecognized daemon is gone', () => pidsWith(g.token).length === 0);
+    expect(existsSync(join(g.dir, 'node.pid'))).toBe(false);
+  });
+
   test('a stale pid file whose pid is now another process is not trusted, and that process is left alone', async () => {
     const other = spawn('sleep', ['120'], { stdio: 'ignore' });
     others.push(other.pid!);

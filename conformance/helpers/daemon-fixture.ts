@@ -18,7 +18,10 @@ export interface FixtureSpec {
   name: string;
   dir: string;
   argv: string[];
+  base?: string;
   token: string;
+  /** Also required: cmdline[0] is exactly this. */
+  argv0?: string;
   readyFile?: string;
   pidFile?: string;
   logFile?: string;
@@ -33,10 +36,10 @@ export interface FixtureSpec {
  * readyFile holds the daemon's pid (a file left by an earlier, killed instance does not count).
  */
 export function toDaemonSpec(f: FixtureSpec): DaemonSpec {
-  const { token, readyFile, readyTimeoutMs: _t, graceMs: _g, ...rest } = f;
+  const { token, argv0, readyFile, readyTimeoutMs: _t, graceMs: _g, ...rest } = f;
   return {
     ...rest,
-    matches: (cmdline) => cmdline.includes(token),
+    matches: (cmdline) => cmdline.includes(token) && (argv0 === undefined || cmdline[0] === argv0),
     ready: readyFile ? (pid) => readText(readyFile) === String(pid) : undefined,
   };
 }

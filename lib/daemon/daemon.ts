@@ -198,19 +198,22 @@ async function isReady(spec: DaemonSpec, pid: number): Promise<boolean> {
 type ReadyOutcome = 'ready' | 'dead' | 'timeout';
 
 /**
- * Polls ready(pid) until it holds, the process is gone (`gone` resolves or it no longer
- * matches), or timeoutMs passes. Polls fast at first (a daemon is often ready in ms).
+ * Polls ready(pid) until it holds, the process is gone, or timeoutMs passes. For a child we
+ * just started, `exited` tells when it is gone (its cmdline may not be final yet, see start);
+ * for a daemon found running, gone is "no longer a live process that matches".
+ * Polls fast at first (a daemon is often ready in ms).
  */
-async function pollReady(spec: DaemonSpec, pid: number, timeoutMs: number, gone?: Promise<unknown>): Promise<ReadyOutcome> {
+async function pollReady(spec: DaemonSpec, pid: number, timeoutMs: number, exited?: Promise<unknown>): Promise<ReadyOutcome> {
   let dead = false;
-  gone?.then(() => (dead = true));
+  exited?.then(() => (dead = true));
+  const gone = (): boolean => (exited ? dead || hasExited(pid) : !pidMatches(spec, pid));
   const deadline = Date.now() + timeoutMs;
   for (let delay = 2; ; delay = Math.min(delay * 2, 25)) {
-    if (dead || !pidMatches(spec, pid)) return 'dead';
-    if (await isReady(spec, pid)) return dead ? 'dead' : 'ready';
+    if (gone()) return 'dead';
+    if (await isReady(spec, pid)) return gone() ? 'dead' : 'ready';
     const left = deadline - Date.now();
     if (left <= 0) return 'timeout';
-    await pause(Math.min(delay, left), gone);
+    await pause(Math.min(delay, left), exited);
   }
 }
 
@@ -311,19 +314,20 @@ async function start(spec: DaemonSpec, paths: DaemonPaths, timeoutMs: number): P
       throw new CniError(ErrCode.IOFailure, `failed to write ${paths.pidFile} for ${spec.name}: ${(e as Error).message}`);
     }
     const outcome = await pollReady(spec, pid, timeoutMs, exited);
-    if (outcome === 'ready') return { pid, started: true };
-    if (outcome === 'timeout') throw notReady(spec, pid, timeoutMs, paths.logFile);
-    // It died before it was ready. Give it a moment to be reaped, so 'exit' carries the status.
-    const how = await Promise.race([exited, pause(500).then(() => undefined)]);
-    rmSync(paths.pidFile, { force: true });
-    const cmdline = readProc(pid, 'cmdline');
-    if (how === undefined && cmdline) {
-      // Still running, but `matches` does not recognize it: it could never be found or stopped.
+    if (outcome === 'ready') {
+      // Checked only now: a program started through an interpreter or env(1) execs more than
+      // once, and its cmdline is final only then.
+      const cmdline = readProc(pid, 'cmdline') ?? '';
+      if (pidMatches(spec, pid)) return { pid, started: true };
+      // `matches` does not recognize it: it could never be found or stopped again.
       signal(pid, 'SIGKILL');
+      rmSync(paths.pidFile, { force: true });
       throw new CniError(ErrCode.Internal, `${spec.name} (pid ${pid}) does not match its own spec`, `its cmdline: ${parseCmdline(cmdline).join(' ')}`);
     }
+    if (outcome === 'timeout') throw notReady(spec, pid, timeoutMs, paths.logFile);
+    rmSync(paths.pidFile, { force: true });
     const tail = tailOf(readLogSince(paths.logFile, log.offset));
-    throw new CniError(ErrCode.Internal, `${spec.name} exited before it was ready (${how ?? 'exited'})`, tail ? `last lines of ${paths.logFile}:\n${tail}` : `its log ${paths.logFile} is empty`);
+    throw new CniError(ErrCode.Internal, `${spec.name} exited before it was ready (${await exited})`, tail ? `last lines of ${paths.logFile}:\n${tail}` : `its log ${paths.logFile} is empty`);
   } finally {
     child.removeAllListeners();
     child.unref();
