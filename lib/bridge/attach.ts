@@ -10,7 +10,6 @@
  * first container (the gateway address).
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
 import type { CmdArgs, NetConf } from '../skel/dispatch';
 import { CniError, ErrCode, wrapError } from '../skel/errors';
 import type { IPConfig, Result, Route } from '../types/result';
@@ -18,6 +17,7 @@ import { ipBatch, type BatchOutcome } from '../iproute/ip';
 import type { IpAddr, IpLink, IpRoute } from '../iproute/json-types';
 import { netnsExists } from '../iproute/netns';
 import { bestEffort, failpoint, settleAll, withRollback, type Rollback } from '../rollback';
+import { enableForwarding } from '../sysctl/forward';
 import { CHECK_LINES, delLinkInNetns, verifyInterface } from '../iproute/iface';
 import { parseCidr, networkAddr, nextIP, formatIP, canonicalIP } from '../ip/cidr';
 import { selectBackend, teardownMasqAll } from '../netfilter/select';
@@ -98,15 +98,6 @@ function calcGateways(conf: AttachConf, result: Result): Gateways {
     }
   }
   return gws;
-}
-
-function enableForwarding(gws: Gateways): void {
-  const knobs: string[] = [];
-  if (gws.gw4) knobs.push('/proc/sys/net/ipv4/ip_forward');
-  if (gws.gw6) knobs.push('/proc/sys/net/ipv6/conf/all/forwarding');
-  for (const k of knobs) {
-    if (readFileSync(k, 'utf8').trim() !== '1') writeFileSync(k, '1');
-  }
 }
 
 /** The masquerade rules' owner and addresses; with masqPrefix the "subnet" is the wider prefix. */
@@ -218,7 +209,7 @@ export async function attachAdd(conf: AttachConf, args: CmdArgs, ipam: AttachIpa
     ]);
     if (ipam && !result.ips?.length) throw new CniError(ErrCode.Internal, 'IPAM plugin returned missing IP config');
     const gws = calcGateways(conf, result);
-    if (conf.isGateway) enableForwarding(gws);
+    if (conf.isGateway) enableForwarding({ v4: Boolean(gws.gw4), v6: Boolean(gws.gw6) });
 
     // 2. At once again: the container's addresses and routes (reading its MAC back), the
     //    gateway on the bridge when missing, and the outbound NAT in one transaction.

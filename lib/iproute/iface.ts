@@ -38,21 +38,24 @@ export function addressLines(p: AddressPlan): string[] {
   const lines: string[] = [];
   for (const a of p.addresses) lines.push(`addr add ${a} dev ${p.ifName}${a.includes(':') && !p.enableDad ? ' nodad' : ''}`);
   lines.push(`link set dev ${p.ifName} up`);
-  for (const r of p.routes) {
-    const via = routeVia(r, p.gw4, p.gw6);
-    const extra = `${r.mtu ? ` mtu ${r.mtu}` : ''}${r.advmss ? ` advmss ${r.advmss}` : ''}${r.priority ? ` metric ${r.priority}` : ''}${r.table ? ` table ${r.table}` : ''}`;
-    // append, not add: a container on a second network already has a default route, and the
-    // reference adds this one beside it (netlink RouteAddEcmp, i.e. NLM_F_APPEND).
-    lines.push(`route append ${r.dst}${via ? ` via ${via}` : ''} dev ${p.ifName}${extra}`);
-  }
+  for (const r of p.routes) lines.push(routeLine(r, p.ifName, p.gw4, p.gw6));
   return lines;
+}
+
+/** The `route append` line of one result route on `ifName`, via its gw or its family's gateway. */
+export function routeLine(r: Route, ifName: string, gw4?: string, gw6?: string): string {
+  const via = routeVia(r, gw4, gw6);
+  const extra = `${r.mtu ? ` mtu ${r.mtu}` : ''}${r.advmss ? ` advmss ${r.advmss}` : ''}${r.priority ? ` metric ${r.priority}` : ''}${r.table ? ` table ${r.table}` : ''}`;
+  // append, not add: a container on a second network already has a default route, and the
+  // reference adds this one beside it (netlink RouteAddEcmp, i.e. NLM_F_APPEND).
+  return `route append ${r.dst}${via ? ` via ${via}` : ''} dev ${ifName}${extra}`;
 }
 
 /** Reads for CHECK in the container: the link with its addresses, and the routes of both families. */
 export const CHECK_LINES = (ifName: string): string[] => [`addr show dev ${ifName}`, 'route show table all'];
 
 /** A route's destination as CIDR; `ip -json` says "default" for both families and marks v6 with "pref". */
-function routeDst(r: IpRoute): string {
+export function routeDst(r: IpRoute): string {
   if (r.dst !== 'default') return r.dst.includes('/') ? r.dst : `${r.dst}/${r.dst.includes(':') ? 128 : 32}`;
   return (r.gateway ?? '').includes(':') || 'pref' in r ? '::/0' : '0.0.0.0/0';
 }
