@@ -56,7 +56,7 @@ export function versionGte(a: string, b: string): boolean {
 export const REFERENCE_BUGS = {
   'del-empty-netns-leaks-masq': {
     issue: 'containernetworking/plugins#810',
-    reason: 'bridge DEL with an empty CNI_NETNS skips ipMasq teardown, so the NAT rules leak',
+    reason: 'bridge and ptp DEL with an empty CNI_NETNS skip ipMasq teardown, so the NAT rules leak',
   },
   'no-spec-1.1.0': {
     issue: 'containernetworking/plugins#1013 (1.1.0 support landed in plugins v1.5.0)',
