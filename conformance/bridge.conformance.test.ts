@@ -3,10 +3,11 @@
 // masquerade rules) and result shape per version → CHECK → DEL → state gone → DEL again.
 // Plus: DEL after the netns died (empty CNI_NETNS), real packets, failures that must leave
 // nothing behind, and 32 concurrent ADD/DELs on a bridge that does not exist yet.
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execOk, inNetns } from './helpers/exec';
-import { type IpLink, addressesOf, eventually, link, links, natRulesFor, ping, readSysctl, routes, rulesForContainer } from './helpers/ip-json';
+import { addressesOf, eventually, link, links, natRulesFor, ping, readSysctl, routes, rulesForContainer, veths } from './helpers/ip-json';
+import { leaseFiles } from './helpers/leases';
 import { Registry, type Netns, uniqueBridgeName, uniqueContainerId, uniqueNetName, uniqueSubnet24 } from './helpers/netns';
 import { IMPL, PLUGIN_DIR, SPEC_VERSIONS, knownReferenceBug, oursOnly, versionGap, versionGte } from './helpers/plugin-dir';
 import { ConflistRunner, type Json, type NetConfList, describeRun, expectCniError, gcList, runPlugin } from './helpers/run-plugin';
@@ -49,12 +50,7 @@ maybe(`bridge [${IMPL}: ${PLUGIN_DIR}]`, () => {
     return { list: { cniVersion: v, name, plugins: [plugin] }, bridge, subnet, dataDir, leaseDir: join(dataDir, name) };
   }
 
-  function leases(n: TestNet): string[] {
-    if (!existsSync(n.leaseDir)) return [];
-    return readdirSync(n.leaseDir).filter((f) => f !== 'lock' && !f.startsWith('last_reserved_ip'));
-  }
-
-  const veths = async (ns: Netns): Promise<IpLink[]> => (await links(ns)).filter((l) => l.linkinfo?.info_kind === 'veth');
+  const leases = (n: TestNet): string[] => leaseFiles(n.leaseDir);
 
   async function attach(n: TestNet, env: Record<string, string | undefined> = {}): Promise<{ ctr: Netns; runner: ConflistRunner; cid: string }> {
     const ctr = await reg.netns('ctr');

@@ -1,8 +1,9 @@
 // host-local IPAM, driven directly as a runtime's main plugin would delegate to it: leases on
 // disk (`<dataDir>/<net>/<ip>` = "<cid>\r\n<ifname>", last_reserved_ip.<n>), round-robin,
 // requested IPs, exhaustion, dual-stack, GC/STATUS (1.1.0), and the skel error contract.
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { leaseFiles as leaseFilesIn } from './helpers/leases';
 import { Registry, type Netns, uniqueContainerId, uniqueNetName, uniqueSubnet24 } from './helpers/netns';
 import { IMPL, PLUGIN_DIR, SPEC_VERSIONS, knownReferenceBug, supportedVersions, versionGap, versionGte } from './helpers/plugin-dir';
 import { type Json, type PluginResult, describeRun, expectCniError, expectOk, runPlugin } from './helpers/run-plugin';
@@ -40,10 +41,7 @@ maybe(`host-local [${IMPL}: ${PLUGIN_DIR}]`, () => {
     return runPlugin({ plugin: 'host-local', command, host, config: conf, containerId, netns: ctr.path, ifname: opts.ifname ?? 'eth0', args: opts.args });
   }
 
-  function leaseFiles(n: Net): string[] {
-    if (!existsSync(n.leaseDir)) return [];
-    return readdirSync(n.leaseDir).filter((f) => f !== 'lock' && !f.startsWith('last_reserved_ip')).sort();
-  }
+  const leaseFiles = (n: Net): string[] => leaseFilesIn(n.leaseDir);
 
   const ipOf = (cidr: string): string => cidr.split('/')[0]!;
 

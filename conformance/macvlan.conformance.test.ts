@@ -1,10 +1,10 @@
 // macvlan: the container gets a macvlan child of a master interface. The master is one end of a
 // veth pair the suite makes inside its sandbox host netns (no dummy module on the test VM), so
 // the real host's NICs are never touched. IPAM is host-local with a temp dataDir.
-import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { addressesOf, link, links, ping, readSysctl, routes, type IpLink } from './helpers/ip-json';
 import { execOk, inNetns } from './helpers/exec';
+import { leaseFiles } from './helpers/leases';
 import { Registry, type Netns, randomHex, uniqueContainerId, uniqueNetName, uniqueSubnet24 } from './helpers/netns';
 import { IMPL, PLUGIN_DIR, SPEC_VERSIONS, knownReferenceBug, oursOnly, versionGap, versionGte } from './helpers/plugin-dir';
 import { type Json, describeRun, expectCniError, expectOk, runPlugin } from './helpers/run-plugin';
@@ -45,7 +45,7 @@ maybe(`macvlan [${IMPL}: ${PLUGIN_DIR}]`, () => {
     if (ipam) conf.ipam = { type: 'host-local', dataDir, ranges: [[{ subnet: s.subnet, gateway: s.gateway }]], routes: [{ dst: '0.0.0.0/0' }] };
     return { conf, leaseDir: join(dataDir, name) };
   }
-  const leases = (n: Net): string[] => (existsSync(n.leaseDir) ? readdirSync(n.leaseDir).filter((f) => f !== 'lock' && !f.startsWith('last_reserved_ip')) : []);
+  const leases = (n: Net): string[] => leaseFiles(n.leaseDir);
 
   function call(command: 'ADD' | 'DEL' | 'CHECK', conf: Json, ctr: Netns | string, cid: string, opts: { ifname?: string; args?: string; env?: Record<string, string> } = {}) {
     return runPlugin({ plugin: 'macvlan', command, host, config: conf, containerId: cid, netns: typeof ctr === 'string' ? ctr : ctr.path, ifname: opts.ifname ?? 'eth0', args: opts.args, env: opts.env });

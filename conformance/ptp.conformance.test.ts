@@ -6,10 +6,11 @@
 // packets (container ↔ host, container ↔ container through the routing host, IPv6), CHECK that
 // finds a broken attachment, failures that must leave nothing behind, GC, STATUS, and 16
 // concurrent ADD/DELs.
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execOk, inNetns } from './helpers/exec';
-import { type IpLink, addressesOf, eventually, link, links, natRulesFor, ping, readSysctl, routes, rulesForContainer } from './helpers/ip-json';
+import { addressesOf, eventually, link, links, natRulesFor, ping, readSysctl, routes, rulesForContainer, veths } from './helpers/ip-json';
+import { leaseFiles } from './helpers/leases';
 import { Registry, type Netns, uniqueContainerId, uniqueNetName, uniqueSubnet24 } from './helpers/netns';
 import { IMPL, PLUGIN_DIR, SPEC_VERSIONS, knownReferenceBug, oursOnly, versionGap, versionGte } from './helpers/plugin-dir';
 import { ConflistRunner, type Json, type NetConfList, describeRun, expectCniError, expectOk, gcList, runPlugin } from './helpers/run-plugin';
@@ -47,12 +48,7 @@ maybe(`ptp [${IMPL}: ${PLUGIN_DIR}]`, () => {
     return { list: { cniVersion: v, name, plugins: [plugin] }, subnet, dataDir, leaseDir: join(dataDir, name) };
   }
 
-  function leases(n: TestNet): string[] {
-    if (!existsSync(n.leaseDir)) return [];
-    return readdirSync(n.leaseDir).filter((f) => f !== 'lock' && !f.startsWith('last_reserved_ip'));
-  }
-
-  const veths = async (ns: Netns): Promise<IpLink[]> => (await links(ns)).filter((l) => l.linkinfo?.info_kind === 'veth');
+  const leases = (n: TestNet): string[] => leaseFiles(n.leaseDir);
   const bare = (cidr: string): string => cidr.split('/')[0]!;
 
   async function attach(n: TestNet, env: Record<string, string | undefined> = {}): Promise<{ ctr: Netns; runner: ConflistRunner; cid: string }> {

@@ -101,3 +101,8 @@ export async function eventually<T>(fn: () => Promise<T>, timeoutMs = 5_000, ste
     }
   }
 }
+
+/** The veth links in ns. */
+export async function veths(ns: NsLike): Promise<IpLink[]> {
+  return (await links(ns)).filter((l) => l.linkinfo?.info_kind === 'veth');
+}

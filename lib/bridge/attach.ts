@@ -21,6 +21,7 @@ import { enableForwarding } from '../sysctl/forward';
 import { CHECK_LINES, delLinkInNetns, verifyInterface } from '../iproute/iface';
 import { parseCidr, networkAddr, nextIP, formatIP, canonicalIP } from '../ip/cidr';
 import { selectBackend, teardownMasqAll } from '../netfilter/select';
+import { setupMasqWithUndo } from '../netfilter/masq';
 import type { BackendName, MasqSpec } from '../netfilter/backend';
 import { containerAddBatch, gatewayBatch, hostAddBatch } from './batch';
 
@@ -223,12 +224,7 @@ export async function attachAdd(conf: AttachConf, args: CmdArgs, ipam: AttachIpa
         throw wrapError(`failed to configure ${args.ifName} in ${args.netns}`, e);
       }),
       ensureGateways(conf, host.br, gws, undo),
-      (async () => {
-        if (!masq) return;
-        const backend = selectBackend(conf.ipMasqBackend);
-        await backend.setupMasq(masq);
-        undo.push('remove masquerade rules', () => backend.teardownMasq(masq));
-      })(),
+      masq ? setupMasqWithUndo(conf.ipMasqBackend, masq, undo) : Promise.resolve(),
     ]);
     const contLink = (cont.shows[0] as IpLink[])[0]!;
     failpoint('after-ipam');

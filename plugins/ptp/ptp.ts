@@ -22,17 +22,13 @@ import { bestEffort, failpoint, settleAll, withRollback } from '../../lib/rollba
 import { enableForwarding } from '../../lib/sysctl/forward';
 import { canonicalIP, formatIP, networkAddr, parseCidr } from '../../lib/ip/cidr';
 import { gcMasqAll, selectBackend, teardownMasqAll } from '../../lib/netfilter/select';
-import type { MasqSpec } from '../../lib/netfilter/backend';
+import { masqSpec, setupMasqWithUndo } from '../../lib/netfilter/masq';
 import { validAttachments } from '../../lib/skel/gc';
 import { loadNetConf, type PtpConf } from './config';
 import { HOST_CHECK_LINES, containerAddBatch, hostAddBatch, type PtpAddr } from './batch';
 
 /** Index of the container interface in ptp's result: `[host veth, container]`. */
 const CONTAINER_IDX = 1;
-
-function masqSpec(conf: PtpConf, args: CmdArgs, ips: IPConfig[]): MasqSpec {
-  return { network: conf.name, containerID: args.containerID, ifName: args.ifName, addresses: ips.map((i) => i.address) };
-}
 
 /** The IPAM's addresses, each with the gateway ptp routes through (the reference needs one too). */
 function ptpAddrs(ips: IPConfig[]): PtpAddr[] {
@@ -86,17 +82,12 @@ export async function cmdAdd(args: CmdArgs): Promise<Result> {
     const veth = await setupHost(conf, args, hostVeth, addrs);
 
     // 3. At once: the container side in one batch, and the outbound NAT in one transaction.
-    const masq = conf.ipMasq ? masqSpec(conf, args, ips) : undefined;
+    const masq = conf.ipMasq ? masqSpec(conf.name, args, ips) : undefined;
     const [cont] = await settleAll([
       ipBatch(containerAddBatch({ ifName: args.ifName, ips: addrs, routes }), { netns: args.netns }).catch((e) => {
         throw wrapError(`failed to configure ${args.ifName} in ${args.netns}`, e);
       }),
-      (async () => {
-        if (!masq) return;
-        const backend = selectBackend(conf.ipMasqBackend);
-        await backend.setupMasq(masq);
-        undo.push('remove masquerade rules', () => backend.teardownMasq(masq));
-      })(),
+      masq ? setupMasqWithUndo(conf.ipMasqBackend, masq, undo) : Promise.resolve(),
     ]);
     const contLink = (cont.shows[0] as IpLink[])[0]!;
     failpoint('after-ipam');
@@ -136,7 +127,7 @@ export async function cmdDel(args: CmdArgs): Promise<void> {
   await bestEffort('ptp', [
     ['IPAM DEL', () => ipamExec('DEL', args)],
     inNetns ? ['delete the container interface', () => delLinkInNetns(args.netns, args.ifName)] : hostVeth !== undefined && ['delete the host veth', () => delHostVeth(hostVeth)],
-    conf.ipMasq && ['remove masquerade rules', () => teardownMasqAll(masqSpec(conf, args, ips))],
+    conf.ipMasq && ['remove masquerade rules', () => teardownMasqAll(masqSpec(conf.name, args, ips))],
   ]);
 }
 
@@ -201,7 +192,7 @@ export async function cmdCheck(args: CmdArgs): Promise<void> {
       if (!(hRoutes ?? []).some((r) => (r.table ?? 'main') === 'main' && routeDst(r) === to && !r.gateway)) fail(`host route to ${to} via ${hostVeth} not found`);
     }
   }
-  if (conf.ipMasq && ips.length) await selectBackend(conf.ipMasqBackend).checkMasq(masqSpec(conf, args, ips));
+  if (conf.ipMasq && ips.length) await selectBackend(conf.ipMasqBackend).checkMasq(masqSpec(conf.name, args, ips));
 }
 
 /**
