@@ -100,6 +100,16 @@ export function scenarios({ parallel = 32, leases = 60_000 } = {}) {
       },
     }),
     listScenario({
+      id: 'ptp',
+      title: 'ptp+host-local, ipMasq ADD/DEL',
+      plugins: ['ptp', 'host-local'],
+      list: (side) => ({
+        cniVersion: CNI_VERSION,
+        name: 'bench-ptp',
+        plugins: [{ type: 'ptp', ipMasq: true, ipam: hostLocal(side.dataDir, '10.77.7.0/24') }],
+      }),
+    }),
+    listScenario({
       id: 'chain',
       title: 'chain bridge+host-local → portmap → firewall → tuning',
       plugins: ['bridge', 'host-local', 'portmap', 'firewall', 'tuning'],
