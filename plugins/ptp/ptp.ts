@@ -18,7 +18,7 @@ import type { IpAddr, IpLink, IpRoute } from '../../lib/iproute/json-types';
 import { netnsExists } from '../../lib/iproute/netns';
 import { CHECK_LINES, delLinkInNetns, routeDst, verifyInterface } from '../../lib/iproute/iface';
 import { ipamAdd, ipamExec } from '../../lib/ipam/exec';
-import { bestEffort, failpoint, settleAll, withRollback } from '../../lib/rollback';
+import { bestEffort, failpoint, settleAll, withRollback, type Rollback } from '../../lib/rollback';
 import { enableForwarding } from '../../lib/sysctl/forward';
 import { canonicalIP, formatIP, networkAddr, parseCidr } from '../../lib/ip/cidr';
 import { gcMasqAll, selectBackend, teardownMasqAll } from '../../lib/netfilter/select';
@@ -40,11 +40,16 @@ function ptpAddrs(ips: IPConfig[]): PtpAddr[] {
   });
 }
 
-/** The host batch; judges its failures (an ifName already taken in the container is code 18). */
-async function setupHost(conf: PtpConf, args: CmdArgs, hostVeth: string, addrs: PtpAddr[]): Promise<IpLink> {
+/**
+ * The host batch; judges its failures (an ifName already taken in the container is code 18).
+ * The undo is pushed only when this call made the pair: a failed `link add` made nothing, and
+ * the name might be another's.
+ */
+async function setupHost(conf: PtpConf, args: CmdArgs, hostVeth: string, addrs: PtpAddr[], undo: Rollback): Promise<IpLink> {
   const plan = hostAddBatch({ hostVeth, ifName: args.ifName, netns: args.netns, mtu: conf.mtu, ips: addrs });
   const out = await ipBatch(plan.lines, { force: true });
   const first = out.errors[0];
+  if (first?.line !== plan.vethAdd) undo.push(`delete host veth ${hostVeth}`, () => delHostVeth(hostVeth));
   if (first?.line === plan.vethAdd && /File exists/.test(first.message)) {
     throw new CniError(ErrCode.InterfaceExists, `failed to create veth pair ${hostVeth}/${args.ifName}: an interface named "${args.ifName}" already exists in ${args.netns}`);
   }
@@ -78,8 +83,7 @@ export async function cmdAdd(args: CmdArgs): Promise<Result> {
 
     // 2. The host side in one batch: the pair (peer born in the container), gateway, route.
     const hostVeth = `veth${randomBytes(4).toString('hex')}`;
-    undo.push(`delete host veth ${hostVeth}`, () => delHostVeth(hostVeth));
-    const veth = await setupHost(conf, args, hostVeth, addrs);
+    const veth = await setupHost(conf, args, hostVeth, addrs, undo);
 
     // 3. At once: the container side in one batch, and the outbound NAT in one transaction.
     const masq = conf.ipMasq ? masqSpec(conf.name, args, ips) : undefined;
