@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { execOk, inNetns } from './helpers/exec';
 import { addressesOf, eventually, link, links, natRulesFor, ping, readSysctl, routes, rulesForContainer, veths } from './helpers/ip-json';
 import { leaseFiles } from './helpers/leases';
-import { Registry, type Netns, uniqueContainerId, uniqueNetName, uniqueSubnet24 } from './helpers/netns';
+import { EchoServer, talk } from './helpers/sockets';
+import { Registry, type Netns, randomHex, uniqueContainerId, uniqueNetName, uniqueSubnet24 } from './helpers/netns';
 import { IMPL, PLUGIN_DIR, SPEC_VERSIONS, knownReferenceBug, oursOnly, versionGap, versionGte } from './helpers/plugin-dir';
 import { ConflistRunner, type Json, type NetConfList, describeRun, expectCniError, expectOk, gcList, runPlugin } from './helpers/run-plugin';
 
@@ -301,6 +302,44 @@ maybe(`ptp [${IMPL}: ${PLUGIN_DIR}]`, () => {
       await runner.check();
       await runner.del();
       expect(await veths(host)).toEqual([]);
+      expect(leases(n)).toEqual([]);
+    });
+
+    test("kind's network list ptp (ipMasq off) → portmap: a published port reaches the container from another netns; DEL closes it", async () => {
+      const n = makeNet(v, { ipMasq: false });
+      n.list.plugins.push({ type: 'portmap', capabilities: { portMappings: true } });
+      // A "client machine": a netns wired to the sandbox host, which it dials on the host's address.
+      const client = await reg.netns('client');
+      const octet = 200 + (Number.parseInt(randomHex(1), 16) % 50);
+      const hostAddr = `192.168.${octet}.1`;
+      const hv = `ptc${randomHex(3)}`;
+      await execOk(inNetns(host.path, ['ip', 'link', 'add', hv, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', client.path]));
+      await execOk(inNetns(host.path, ['ip', 'addr', 'add', `${hostAddr}/24`, 'dev', hv]));
+      await execOk(inNetns(host.path, ['ip', 'link', 'set', hv, 'up']));
+      await execOk(inNetns(client.path, ['ip', 'addr', 'add', `192.168.${octet}.2/24`, 'dev', 'eth0']));
+      await execOk(inNetns(client.path, ['ip', 'link', 'set', 'eth0', 'up']));
+      await execOk(inNetns(client.path, ['ip', 'route', 'add', 'default', 'via', hostAddr]));
+
+      const ctr = await reg.netns('ctr');
+      const cid = uniqueContainerId();
+      const att = { containerId: cid, netns: ctr.path, ifname: 'eth0', capabilityArgs: { portMappings: [{ hostPort: 18090, containerPort: 80, protocol: 'tcp' }] } };
+      const runner = new ConflistRunner(host, n.list, att);
+      const res = await runner.add();
+      expect(res.interfaces[0].name).toMatch(/^veth/);
+      const server = await EchoServer.start(ctr.path, 80, 'ptp-ctr');
+      try {
+        expect(await talk(client.path, 'tcp', hostAddr, 18090)).toBe('ptp-ctr');
+        // The container reaches the other machine through the routing host, unmasqueraded.
+        expect(await ping(ctr, `192.168.${octet}.2`)).toBe(true);
+        // ptp's CHECK with the list's final result (the reference portmap's own CHECK fails here: plugins#819).
+        expectOk(await call('CHECK', n, flatConf(n, { prevResult: res }), { cid, netns: ctr.path }), 'ptp CHECK');
+        await runner.del();
+        expect(await talk(client.path, 'tcp', hostAddr, 18090)).toBeUndefined();
+      } finally {
+        server.stop();
+      }
+      expect(await rulesForContainer(host, cid)).toEqual([]);
+      expect((await veths(host)).map((l) => l.ifname)).toEqual([hv]);
       expect(leases(n)).toEqual([]);
     });
 
