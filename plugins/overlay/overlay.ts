@@ -1,0 +1,192 @@
+/**
+ * overlay: Docker's multi-host overlay network, the flannel way. The network's CIDR is cut into
+ * one subnet per host, leased in etcd by the host's agent (agent.ts); a container is attached to
+ * the host's overlay bridge exactly as the bridge plugin attaches it (lib/bridge/attach.ts),
+ * with an address from the host's subnet (our host-local, in-process), the overlay MTU, a route
+ * to the whole overlay network, and masquerade only for traffic leaving it. Remote subnets are
+ * reached through the VXLAN device the agent programs.
+ *
+ * ADD never waits on etcd once the host holds a lease: it reads the agent's state file. Only
+ * when there is none yet does it start the agent and wait a few seconds, then answer 11 (try
+ * again later) with the reason. DEL needs neither etcd nor the netns.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { CmdArgs, NetConf } from '../../lib/skel/dispatch';
+import { CniError, ErrCode } from '../../lib/skel/errors';
+import type { Result } from '../../lib/types/result';
+import { netnsExists } from '../../lib/iproute/netns';
+import { attachAdd, attachCheck, attachDel, type AttachConf, type AttachIpam } from '../../lib/bridge/attach';
+import { bestEffort } from '../../lib/rollback';
+import { gcMasqAll } from '../../lib/netfilter/select';
+import { validAttachments } from '../../lib/skel/gc';
+import { ensureRunning, livePid, stopDaemon, type DaemonSpec } from '../../lib/daemon/daemon';
+import { hostLocalIpam } from '../../ipam/host-local/host-local';
+import { formatIP } from '../../lib/ip/cidr';
+import { agentConfig, loadNetConf, type OverlayConf } from './config';
+import { type HostState, readHealth, readState, runPaths, writeAtomic } from './state';
+
+/** How long the first ADD on a host waits for the agent to lease a subnet. */
+const FIRST_LEASE_WAIT_MS = 5000;
+
+const networkText = (c: OverlayConf): string => `${formatIP(c.network.ip)}/${c.network.prefix}`;
+
+/** The agent as lib/daemon runs it: this same executable in its `agent` mode. */
+export function agentSpec(conf: OverlayConf): DaemonSpec {
+  const paths = runPaths(conf.runDir);
+  const script = process.argv[1]!;
+  return {
+    name: `overlay agent for ${conf.name}`,
+    dir: conf.runDir,
+    argv: [process.execPath, script, 'agent', '--config', paths.config],
+    pidFile: join(conf.runDir, 'agent.pid'),
+    logFile: join(conf.runDir, 'agent.log'),
+    lockFile: join(conf.runDir, 'agent.lock'),
+    matches: (argv) => argv.includes('agent') && argv.includes(paths.config),
+    ready: () => usableState(conf) !== undefined,
+  };
+}
+
+/** The agent's state when it is for this config's network. */
+function usableState(conf: OverlayConf): HostState | undefined {
+  const s = readState(runPaths(conf.runDir));
+  return s && s.network === networkText(conf) && s.vxlan === conf.vxlan ? s : undefined;
+}
+
+/**
+ * Makes sure the agent runs with this config and returns the host's lease. Starts the agent when
+ * none runs (restarts it when the config changed); waits only when there is no lease yet.
+ */
+export async function ensureAgent(conf: OverlayConf): Promise<HostState> {
+  const paths = runPaths(conf.runDir);
+  const spec = agentSpec(conf);
+  const text = JSON.stringify(agentConfig(conf.raw), null, 2) + '\n';
+  let old: string | undefined;
+  try {
+    old = readFileSync(paths.config, 'utf8');
+  } catch {
+    /* first ADD on this host */
+  }
+  if (old !== text) {
+    writeAtomic(paths.config, text, 0o600);
+    if (old !== undefined && livePid(spec) !== undefined) await stopDaemon(spec);
+  }
+  try {
+    await ensureRunning(spec, { readyTimeoutMs: FIRST_LEASE_WAIT_MS });
+  } catch (e) {
+    const state = usableState(conf);
+    if (state) return state; // the agent is in trouble, but the lease we hold still serves ADD
+    const h = readHealth(paths);
+    const why = h?.error ? `: ${h.error}` : '';
+    const err = e instanceof CniError ? e : undefined;
+    throw new CniError(ErrCode.TryAgainLater, `overlay network ${conf.name}: this host has no subnet lease yet${why}`, `${err?.message ?? String(e)}; the agent keeps trying (log: ${spec.logFile})`);
+  }
+  const state = usableState(conf);
+  if (!state) {
+    const h = readHealth(paths);
+    throw new CniError(ErrCode.TryAgainLater, `overlay network ${conf.name}: this host has no subnet lease yet${h?.error ? `: ${h.error}` : ''}`, `the agent keeps trying (log: ${spec.logFile})`);
+  }
+  return state;
+}
+
+function attachConf(conf: OverlayConf, mtu: number): AttachConf {
+  const rt = conf.raw.runtimeConfig as { mac?: unknown } | undefined;
+  return {
+    cniVersion: conf.cniVersion,
+    name: conf.name,
+    bridge: conf.bridge,
+    isGateway: true,
+    isDefaultGateway: true,
+    // A host that had to lease another subnet puts its new gateway on the bridge.
+    forceAddress: true,
+    ipMasq: conf.ipMasq,
+    ipMasqBackend: conf.ipMasqBackend,
+    masqPrefix: conf.network.prefix,
+    mtu,
+    hairpinMode: false,
+    promiscMode: false,
+    portIsolation: false,
+    enableDad: false,
+    mac: typeof rt?.mac === 'string' && rt.mac ? rt.mac.toLowerCase() : undefined,
+    dns: conf.raw.dns,
+  };
+}
+
+/**
+ * host-local, in-process, on the host's subnet, with a route to the whole overlay network.
+ * Without a lease (DEL, GC after the agent's state is gone) the range is the whole network: host-
+ * local releases by container ID, so only the network's name and dataDir matter then.
+ */
+function ipamArgs(conf: OverlayConf, args: CmdArgs, state: HostState | undefined): CmdArgs {
+  const { runtimeConfig, ...rest } = conf.raw;
+  const { ipRanges: _ignored, ...rt } = (runtimeConfig ?? {}) as Record<string, unknown>;
+  const ipamConf: NetConf = {
+    ...rest,
+    runtimeConfig: rt,
+    ipam: {
+      type: 'host-local',
+      ranges: [[state ? { subnet: state.subnet, gateway: state.gateway } : { subnet: networkText(conf) }]],
+      routes: [{ dst: networkText(conf) }],
+      dataDir: conf.dataDir,
+    },
+  };
+  return { ...args, conf: ipamConf, stdin: Buffer.from(JSON.stringify(ipamConf)) };
+}
+
+function overlayIpam(conf: OverlayConf, args: CmdArgs, state: HostState | undefined): AttachIpam {
+  const a = ipamArgs(conf, args, state);
+  return {
+    add: async () => (await hostLocalIpam('ADD', a)) as Result,
+    del: async () => void (await hostLocalIpam('DEL', a)),
+    check: async () => void (await hostLocalIpam('CHECK', a)),
+  };
+}
+
+export async function cmdAdd(args: CmdArgs): Promise<Result> {
+  const conf = loadNetConf(args.conf);
+  if (!netnsExists(args.netns)) {
+    throw new CniError(ErrCode.InvalidNetNS, `failed to open netns "${args.netns}": no such file or directory`);
+  }
+  const state = await ensureAgent(conf);
+  return attachAdd(attachConf(conf, state.mtu), args, overlayIpam(conf, args, state));
+}
+
+/** DEL: lease, container link, NAT rules; no etcd, no netns needed, idempotent. */
+export async function cmdDel(args: CmdArgs): Promise<void> {
+  const conf = loadNetConf(args.conf);
+  const state = usableState(conf);
+  await attachDel('overlay', attachConf(conf, state?.mtu ?? 0), args, overlayIpam(conf, args, state));
+}
+
+export async function cmdCheck(args: CmdArgs): Promise<void> {
+  const conf = loadNetConf(args.conf);
+  const state = usableState(conf);
+  if (!state) throw new CniError(ErrCode.Internal, `overlay network ${conf.name}: this host holds no subnet lease (no ${runPaths(conf.runDir).state})`);
+  await attachCheck(attachConf(conf, state.mtu), args, overlayIpam(conf, args, state));
+}
+
+/** GC: leases and masquerade rules of attachments not in cni.dev/valid-attachments. */
+export async function cmdGc(args: CmdArgs): Promise<void> {
+  const conf = loadNetConf(args.conf);
+  const valid = validAttachments(args.conf);
+  const a = ipamArgs(conf, args, usableState(conf));
+  await bestEffort('overlay', [['IPAM GC', () => hostLocalIpam('GC', a)], conf.ipMasq && ['masquerade GC', () => gcMasqAll(conf.name, valid)]], 'GC');
+}
+
+/**
+ * STATUS: 50 when this host holds no subnet lease or its agent is not running; 51 when the agent
+ * has lost etcd (containers still start and talk, but membership may be stale); else the
+ * IPAM's (50 when the host's subnet is full).
+ */
+export async function cmdStatus(args: CmdArgs): Promise<void> {
+  const conf = loadNetConf(args.conf);
+  const paths = runPaths(conf.runDir);
+  const state = usableState(conf);
+  if (!state) throw new CniError(ErrCode.NotAvailable, `overlay network ${conf.name}: this host holds no subnet lease yet`, existsSync(paths.health) ? readHealth(paths)?.error ?? '' : 'the agent has not run here');
+  if (livePid(agentSpec(conf)) === undefined) throw new CniError(ErrCode.NotAvailable, `overlay network ${conf.name}: the agent is not running`, 'the next ADD starts it');
+  const h = readHealth(paths);
+  if (h && h.etcd !== 'ok') {
+    throw new CniError(ErrCode.LimitedConnectivity, `overlay network ${conf.name}: the agent cannot reach etcd${h.error ? `: ${h.error}` : ''}`, `since ${h.since}; existing containers are unaffected, hosts that join or leave meanwhile are not seen`);
+  }
+  await hostLocalIpam('STATUS', ipamArgs(conf, args, state));
+}
