@@ -15,12 +15,13 @@
  * and leaves the data path as it is. One log line per change.
  */
 import { readFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { EtcdClient, type KeyValue, type Watch, type WatchEvent } from '../../lib/etcd/client';
 import { logLine } from '../../lib/daemon/daemon';
 import { randomMac } from '../../lib/bridge/attach';
 import { type Cidr, formatIP, nextIP, parseCidr } from '../../lib/ip/cidr';
 import type { NetConf } from '../../lib/skel/dispatch';
-import { loadNetConf, type OverlayConf } from './config';
+import { agentConfig, loadNetConf, type OverlayConf } from './config';
 import { applyPeers, ensureVxlan, findUnderlay, syncPeers, type Underlay } from './kernel';
 import {
   configConflict,
@@ -365,6 +366,12 @@ export async function agentMain(argv: string[]): Promise<void> {
     process.stderr.write(`overlay agent: ${path}: ${(e as Error).message}${(e as { details?: string }).details ? `: ${(e as { details: string }).details}` : ''}\n`);
     process.exit(2);
   }
+  // The files ADD looks at: our pid (also when an operator started us, not lib/daemon), and
+  // the config we run with (so ADD restarts us only when its config differs).
+  const paths = runPaths(conf.runDir);
+  mkdirSync(paths.dir, { recursive: true, mode: 0o755 });
+  writeAtomic(join(conf.runDir, 'agent.pid'), `${process.pid}\n`);
+  writeAtomic(paths.config, JSON.stringify(agentConfig(conf.raw), null, 2) + '\n', 0o600);
   const agent = new Agent(conf);
   const stop = (sig: string): void => {
     logLine(`agent: ${sig}: stopping; the data path stays as it is`);

@@ -166,3 +166,20 @@ export function agentConfig(c: NetConf): NetConf {
   const { prevResult: _p, runtimeConfig: _r, args: _a, ...rest } = c;
   return rest as NetConf;
 }
+
+/** JSON with object keys sorted, so two configs compare by content, not by key order. */
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (v && typeof v === 'object') {
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+/** True when two configs are the same network config (cniVersion aside: it changes nothing here). */
+export function sameConfig(a: NetConf, b: NetConf): boolean {
+  return canonical({ ...a, cniVersion: '' }) === canonical({ ...b, cniVersion: '' });
+}

@@ -23,7 +23,7 @@ import { validAttachments } from '../../lib/skel/gc';
 import { ensureRunning, livePid, stopDaemon, type DaemonSpec } from '../../lib/daemon/daemon';
 import { hostLocalIpam } from '../../ipam/host-local/host-local';
 import { formatIP } from '../../lib/ip/cidr';
-import { agentConfig, loadNetConf, type OverlayConf } from './config';
+import { agentConfig, loadNetConf, sameConfig, type OverlayConf } from './config';
 import { type HostState, readHealth, readState, runPaths, writeAtomic } from './state';
 
 /** How long the first ADD on a host waits for the agent to lease a subnet. */
@@ -42,7 +42,9 @@ export function agentSpec(conf: OverlayConf): DaemonSpec {
     pidFile: join(conf.runDir, 'agent.pid'),
     logFile: join(conf.runDir, 'agent.log'),
     lockFile: join(conf.runDir, 'agent.lock'),
-    matches: (argv) => argv.includes('agent') && argv.includes(paths.config),
+    // Any overlay agent whose pid is in this runDir's pid file: also one run by an operator
+    // under systemd with another config path (the agent writes its pid file itself).
+    matches: (argv) => argv.includes('agent') && argv.includes('--config') && argv.some((a) => a.endsWith('overlay')),
     ready: () => usableState(conf) !== undefined,
   };
 }
@@ -60,16 +62,17 @@ function usableState(conf: OverlayConf): HostState | undefined {
 export async function ensureAgent(conf: OverlayConf): Promise<HostState> {
   const paths = runPaths(conf.runDir);
   const spec = agentSpec(conf);
-  const text = JSON.stringify(agentConfig(conf.raw), null, 2) + '\n';
-  let old: string | undefined;
+  const want = agentConfig(conf.raw);
+  let old: NetConf | undefined;
   try {
-    old = readFileSync(paths.config, 'utf8');
+    old = JSON.parse(readFileSync(paths.config, 'utf8')) as NetConf;
   } catch {
     /* first ADD on this host */
   }
-  if (old !== text) {
-    writeAtomic(paths.config, text, 0o600);
-    if (old !== undefined && livePid(spec) !== undefined) await stopDaemon(spec);
+  if (!old || !sameConfig(old, want)) {
+    writeAtomic(paths.config, JSON.stringify(want, null, 2) + '\n', 0o600);
+    // The agent runs with another config: restart it with this one.
+    if (old && livePid(spec) !== undefined) await stopDaemon(spec);
   }
   try {
     await ensureRunning(spec, { readyTimeoutMs: FIRST_LEASE_WAIT_MS });
