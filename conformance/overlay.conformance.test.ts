@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { exec, execOk, inNetns } from './helpers/exec';
 import { Registry } from './helpers/netns';
 import { describeIfRoot, IMPL } from './helpers/plugin-dir';
-import { expectCniError, expectOk } from './helpers/run-plugin';
+import { ConflistRunner, expectCniError, expectOk } from './helpers/run-plugin';
+import { resolvConf, resolveAndPing } from './helpers/dns';
 import { eventually, ping, netfilterDump } from './helpers/ip-json';
 import { EchoServer, talk } from './helpers/sockets';
 import { Cluster, type Container, type Host, agentPid, processesUnder, stopAgent, UNDERLAY_GW } from './helpers/cluster';
@@ -247,6 +248,41 @@ suite('overlay across hosts (VXLAN, etcd registry)', () => {
     expect(await ping(a.ns, b.ip)).toBe(true);
     expectOk(await cl.delContainer(a));
     expectOk(await cl.delContainer(b));
+  });
+
+  it('names: a container on host 1 resolves and pings one on host 2 by name, not one of another network', async () => {
+    const [h1, h2] = [cl.hosts[0]!, cl.hosts[1]!];
+    // Two overlay networks, each chained with dnsname as podman writes it.
+    const list = (h: Host, net: string, extra: Record<string, unknown>) => ({
+      cniVersion: '1.1.0',
+      name: net,
+      plugins: [
+        { ...cl.netConf(h, net, extra), cniVersion: undefined, name: undefined },
+        { type: 'dnsname', domainName: 'dns.podman', runDir: h.namesDir, capabilities: { aliases: true } },
+      ],
+    });
+    const attach = async (h: Host, net: string, extra: Record<string, unknown>, name: string) => {
+      const ns = await reg.netns(`c${h.index}`);
+      const r = new ConflistRunner(h.ns, list(h, net, extra), { containerId: `ctr-${name}-${h.index}`, netns: ns.path, ifname: 'eth0', args: `IgnoreUnknown=1;K8S_POD_NAME=${name}` });
+      const result = await r.add();
+      return { r, ns, result, ip: result.ips[0].address.split('/')[0] as string };
+    };
+    const names = { network: '10.44.0.0/16', vni: 44 };
+    const alpine1 = await attach(h1, 'ovn', names, 'alpine1');
+    const alpine2 = await attach(h2, 'ovn', names, 'alpine2');
+    const other = await attach(h2, 'ovo', { network: '10.45.0.0/16', vni: 45 }, 'other');
+    const rc = resolvConf(reg.tempDir(), alpine1.result.dns);
+    await eventually(async () => expect(await resolveAndPing(alpine1.ns.path, rc, 'alpine2')).toEqual({ addr: alpine2.ip, pinged: true }), 8_000, 250);
+    expect(await resolveAndPing(alpine1.ns.path, rc, 'alpine2.dns.podman')).toEqual({ addr: alpine2.ip, pinged: true });
+    expect(await resolveAndPing(alpine1.ns.path, rc, 'other')).toEqual({ addr: '', pinged: false });
+    // And the other way: host 2's server serves host 1's container.
+    const rc2 = resolvConf(reg.tempDir(), alpine2.result.dns);
+    await eventually(async () => expect(await resolveAndPing(alpine2.ns.path, rc2, 'alpine1')).toEqual({ addr: alpine1.ip, pinged: true }), 8_000, 250);
+    // alpine2 leaves: host 1 stops serving its name.
+    await alpine2.r.del();
+    await eventually(async () => expect((await resolveAndPing(alpine1.ns.path, rc, 'alpine2')).addr).toBe(''), 8_000, 250);
+    await alpine1.r.del();
+    await other.r.del();
   });
 
   it('keeps flannel\'s registry layout and value format', async () => {

@@ -2,7 +2,8 @@
 // The demo: Docker's networking walkthrough, done with our CNI plugins the way a runtime drives
 // them (network lists run as libcni runs them). Docker's default `bridge` network and a
 // user-defined `alpine-net`, three containers, name resolution, isolation between the networks,
-// a published port, and the other modes: --network none, host, container:<name>, and macvlan.
+// a published port, and the other modes: --network none, host, container:<name>, macvlan, and an
+// overlay across three hosts with etcd (demo/overlay.mjs).
 // Everything happens inside a sandbox "host" network namespace (plus container namespaces and a
 // "LAN neighbour" beside it) that this script makes and removes; temp dirs live under /tmp.
 // The machine's own interfaces, firewall, /var/lib/cni and /run/containers are never touched.
@@ -11,6 +12,7 @@ import { join } from 'node:path';
 import {
   NetworkList, PluginError, Sandbox, cniCall, dnsmasqUnder, filesUnder, indent, ping, say, startTcpServer, tcpConnect, withResolvConf,
 } from './lib.mjs';
+import { overlayScenes } from './overlay.mjs';
 
 const step = (s) => say(`\n== ${s}`);
 const note = (s) => say(`   ${s}`);
@@ -376,6 +378,7 @@ try {
   failed.push('what is left');
   say(`   CHECK FAILED: ${e.message}`);
 }
+await overlayScenes({ scene, note, expect, failed });
 } catch (e) {
   failed.push('unexpected error');
   say(`   UNEXPECTED ERROR: ${e.stack}`);
@@ -387,6 +390,6 @@ if (failed.length) {
   console.error(`\ndemo FAILED: ${failed.join('; ')}`);
   process.exitCode = 1;
 } else {
-  say('\nDone: Docker\'s bridge, user-defined, none, host, container: and macvlan networks, names, a published');
-  say('port and isolation between networks, all on our CNI plugins; everything removed again.');
+  say('\nDone: Docker\'s bridge, user-defined, none, host, container:, macvlan and multi-host overlay networks,');
+  say('names, a published port and isolation between networks, all on our CNI plugins; everything removed again.');
 }
