@@ -305,10 +305,15 @@ async function main() {
     if (machine.loadavgAtStart[0] > machine.cores) {
       log(`warning: load average ${machine.loadavgAtStart[0]} > ${machine.cores} cores: absolute times are inflated; the ratios stay comparable (interleaved runs)`);
     }
-    const hosts = { ours: await sb.host('host-ours'), ref: await sb.host('host-ref'), ca: await sb.host('host-ca') };
+    const hosts = { ours: await sb.host('host-ours'), ref: await sb.host('host-ref'), ca: await sb.host('host-ca'), ovl: await sb.host('host-ovl') };
     for (const sc of selected) {
       const sides =
-        sc.sidesKind === 'ca'
+        sc.sidesKind === 'overlay'
+          ? [
+              { key: 'overlay', label: 'ours overlay', impl: ours, host: hosts.ovl },
+              { key: 'bridge', label: 'ours bridge', impl: ours, host: hosts.ours },
+            ]
+          : sc.sidesKind === 'ca'
           ? [
               { key: 'ca', label: 'ours+CA', impl: ours, host: hosts.ca, env: { NODE_EXTRA_CA_CERTS: CA_BUNDLE } },
               { key: 'noca', label: 'ours', impl: ours, host: hosts.ours },

@@ -14,6 +14,12 @@ export class Sandbox {
     this.netnses = new Set();
     this.dirs = new Set();
     this.cleaned = false;
+    this.hooks = [];
+  }
+
+  /** Runs fn first at cleanup (stop processes a scenario started, before their netns goes). */
+  onCleanup(fn) {
+    this.hooks.push(fn);
   }
 
   /** Creates netns `<tag>-<role>`; returns its /run/netns path. */
@@ -50,6 +56,13 @@ export class Sandbox {
     if (this.cleaned) return [];
     this.cleaned = true;
     const problems = [];
+    for (const fn of this.hooks.splice(0).reverse()) {
+      try {
+        await fn();
+      } catch (e) {
+        problems.push(e.message);
+      }
+    }
     // Containers first, host sandboxes last (deleting a host netns takes its bridges along).
     const names = [...this.netnses].sort((a, b) => Number(a.includes('-host')) - Number(b.includes('-host')));
     for (const name of names) {

@@ -1,10 +1,11 @@
 // The benchmark scenarios. Each has two sides compared in the same run (normally ours vs the
 // reference), prepared in separate sandbox host netns with identical configs, and an iterate()
 // that performs one timed iteration for one side and returns {samples: {verb: ms}, failures}.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { addList, delList, describe, invoke } from './cni.mjs';
-import { inNetns, runOk } from './proc.mjs';
+import { inNetns, run, runOk } from './proc.mjs';
 
 export const CNI_VERSION = '1.0.0'; // highest version the reference (plugins v1.1.1) supports
 const PORT_MAPPINGS = [{ hostPort: 18080, containerPort: 80, protocol: 'tcp' }];
@@ -126,6 +127,7 @@ export function scenarios({ parallel = 32, leases = 60_000 } = {}) {
         ],
       }),
     }),
+    overlayScenario(),
     parallelScenario(parallel),
     leasesScenario(leases),
     caScenario(),
@@ -247,4 +249,58 @@ function caScenario() {
     list: (side) => ({ cniVersion: CNI_VERSION, name: 'bench-brca', plugins: [bridgeConf(side, 'cnibench4', '10.77.6.0/24')] }),
   });
   return { ...base, sidesKind: 'ca', rssAndProcs: false };
+}
+
+/**
+ * ours: overlay ADD/DEL beside bridge ADD/DEL with the same masquerade, both ours (there is no
+ * reference overlay). The overlay side's host has an underlay link to a real etcd in a netns of
+ * its own; the warm-up ADD starts the host's agent and takes the lease, so the timed ADDs are
+ * what a container start costs on a host that holds its subnet.
+ */
+function overlayScenario() {
+  const base = listScenario({
+    id: 'overlay',
+    title: 'ours: overlay (VXLAN, etcd) ADD/DEL beside bridge+host-local with ipMasq',
+    plugins: ['overlay', 'bridge', 'host-local'],
+    list: (side) =>
+      side.key === 'overlay'
+        ? {
+            cniVersion: CNI_VERSION,
+            name: 'bench-ovl',
+            plugins: [{ type: 'overlay', network: '10.79.0.0/16', etcd: { endpoints: ['http://192.168.79.2:2379'], prefix: `/${side.tag}` }, runDir: join(side.dataDir, 'run'), dataDir: side.dataDir, names: false }],
+          }
+        : { cniVersion: CNI_VERSION, name: 'bench-ovlbr', plugins: [bridgeConf(side, 'cnibench5', '10.77.7.0/24', { ipMasq: true, isDefaultGateway: true })] },
+    async setup(side, sb) {
+      if (side.key !== 'overlay') return;
+      side.tag = sb.tag;
+      const etcdNs = await sb.netns('ovl-etcd');
+      await runOk(inNetns(side.host, ['ip', 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', etcdNs]));
+      for (const [ns, ip] of [[side.host, '192.168.79.1'], [etcdNs, '192.168.79.2']]) {
+        await runOk(inNetns(ns, ['ip', 'addr', 'add', `${ip}/24`, 'dev', 'eth0']));
+        await runOk(inNetns(ns, ['ip', 'link', 'set', 'eth0', 'up']));
+        await runOk(inNetns(ns, ['ip', 'link', 'set', 'lo', 'up']));
+      }
+      await runOk(inNetns(side.host, ['ip', 'route', 'add', 'default', 'via', '192.168.79.2']));
+      const dir = sb.tempDir('ovl-etcd');
+      const url = 'http://192.168.79.2:2379';
+      const etcd = spawn('nsenter', [`--net=${etcdNs}`, '--', 'etcd', '--name', 'bench', '--data-dir', join(dir, 'data'), '--listen-client-urls', url, '--advertise-client-urls', url, '--listen-peer-urls', 'http://192.168.79.2:2380', '--initial-advertise-peer-urls', 'http://192.168.79.2:2380', '--initial-cluster', 'bench=http://192.168.79.2:2380'], { stdio: 'ignore' });
+      const runDir = join(side.dataDir, 'run');
+      sb.onCleanup(async () => {
+        // The agent the first ADD started, then etcd: both by pid.
+        try {
+          process.kill(Number(readFileSync(join(runDir, 'agent.pid'), 'utf8')), 'SIGTERM');
+        } catch {
+          /* not started */
+        }
+        etcd.kill('SIGTERM');
+        await new Promise((r) => (etcd.exitCode === null ? etcd.once('exit', r) : r()));
+      });
+      for (let i = 0; i < 100; i++) {
+        if ((await run(inNetns(etcdNs, ['etcdctl', `--endpoints=${url}`, 'endpoint', 'health']))).code === 0) return;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error('etcd did not start');
+    },
+  });
+  return { ...base, sidesKind: 'overlay' };
 }
