@@ -63,12 +63,7 @@ suite('overlay across hosts (VXLAN, etcd registry)', () => {
     for (const h of cl.hosts) for (let i = 0; i < 2; i++) ctrs.push(await cl.addContainer(h, NET));
   }, 120_000);
 
-  afterAll(async () => {
-    const roots = cl?.hosts.map((h) => h.runRoot) ?? [];
-    await reg.cleanup();
-    // Every agent the plugin started was stopped by pid; none is left.
-    for (const r of roots) expect(processesUnder(r)).toEqual([]);
-  });
+  afterAll(() => tearDown(reg, cl));
 
   it('gives each host its own subnet and each container an address in it, with the overlay MTU', async () => {
     const subnets = cl.hosts.map((h) => state(h).subnet);
@@ -347,6 +342,13 @@ suite('overlay across hosts (VXLAN, etcd registry)', () => {
   });
 });
 
+/** Removes everything the suite made; every agent the plugin started was stopped by pid, so none is left. */
+async function tearDown(reg: Registry, cl: Cluster | undefined): Promise<void> {
+  const roots = cl?.hosts.map((h) => h.runRoot) ?? [];
+  await reg.cleanup();
+  for (const r of roots) expect(processesUnder(r)).toEqual([]);
+}
+
 /** The source address a TCP server in serverNs sees when clientNs connects to ip. */
 async function sourceSeenBy(serverNs: string, ip: string, clientNs: string): Promise<string> {
   const port = 7000 + Math.floor(Math.random() * 900);
@@ -371,11 +373,7 @@ suite('overlay: bad input gets a clear CNI error and leaves nothing behind', () 
   beforeAll(async () => {
     cl = await Cluster.create(reg, 1);
   });
-  afterAll(async () => {
-    const roots = cl?.hosts.map((h) => h.runRoot) ?? [];
-    await reg.cleanup();
-    for (const r of roots) expect(processesUnder(r)).toEqual([]);
-  });
+  afterAll(() => tearDown(reg, cl));
 
   const nothingLeft = async (h: Host, net: string): Promise<void> => {
     const links = JSON.parse((await execOk(inNetns(h.ns.path, ['ip', '-json', 'link', 'show']))).stdout) as { ifname: string }[];
@@ -451,11 +449,7 @@ suite('overlay with a TLS etcd that requires a client certificate', () => {
   beforeAll(async () => {
     cl = await Cluster.create(reg, 2, { tls: true });
   }, 60_000);
-  afterAll(async () => {
-    const roots = cl?.hosts.map((h) => h.runRoot) ?? [];
-    await reg.cleanup();
-    for (const r of roots) expect(processesUnder(r)).toEqual([]);
-  });
+  afterAll(() => tearDown(reg, cl));
 
   it('leases subnets over https, and the containers of both hosts talk', async () => {
     const [a, b] = [await cl.addContainer(cl.hosts[0]!, NET), await cl.addContainer(cl.hosts[1]!, NET)];
@@ -471,11 +465,7 @@ suite('overlay with an etcd that requires a user and password', () => {
   beforeAll(async () => {
     cl = await Cluster.create(reg, 2, { auth: { user: 'root', password: 'cni-test-pw' } });
   }, 60_000);
-  afterAll(async () => {
-    const roots = cl?.hosts.map((h) => h.runRoot) ?? [];
-    await reg.cleanup();
-    for (const r of roots) expect(processesUnder(r)).toEqual([]);
-  });
+  afterAll(() => tearDown(reg, cl));
 
   it('leases subnets with the right password, and the containers of both hosts talk', async () => {
     const [a, b] = [await cl.addContainer(cl.hosts[0]!, NET), await cl.addContainer(cl.hosts[1]!, NET)];
