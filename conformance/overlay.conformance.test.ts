@@ -172,6 +172,11 @@ suite('overlay across hosts (VXLAN, etcd registry)', () => {
         const r = await cl.run(cl.hosts[0]!, 'STATUS', cl.netConf(cl.hosts[0]!, NET));
         expectCniError(r, 51);
       }, 15_000, 250);
+      // Backing off, not spinning (flannel#1830): the agent uses almost no CPU while etcd is gone.
+      const pid = agentPid(cl.hosts[0]!, NET)!;
+      const cpu0 = cpuTicks(pid);
+      await new Promise((r) => setTimeout(r, 3000));
+      expect(cpuTicks(pid) - cpu0).toBeLessThan(30); // < 0.3 s of CPU in 3 s (100 ticks/s)
     } finally {
       await cl.etcd.start();
     }
@@ -341,6 +346,13 @@ suite('overlay across hosts (VXLAN, etcd registry)', () => {
     expectCniError(await cl.run(other.host, 'CHECK', { ...other.config, prevResult: other.result }, { id: other.id, netns: other.ns.path }));
   });
 });
+
+/** utime + stime of a process, in clock ticks. */
+function cpuTicks(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(f[11]) + Number(f[12]);
+}
 
 /** Removes everything the suite made; every agent the plugin started was stopped by pid, so none is left. */
 async function tearDown(reg: Registry, cl: Cluster | undefined): Promise<void> {

@@ -4,7 +4,7 @@
  * (`overlay agent --config FILE`), so both go through this one function.
  */
 import { createHash } from 'node:crypto';
-import type { NetConf } from '../../lib/skel/dispatch';
+import { NETWORK_NAME_RE, type NetConf } from '../../lib/skel/dispatch';
 import { CniError, ErrCode } from '../../lib/skel/errors';
 import { validateConf } from '../../lib/schema/validate';
 import { overlay as validateOverlay } from '../../lib/generated/validators';
@@ -130,8 +130,9 @@ export function loadNetConf(c: NetConf): OverlayConf {
   const mtu = (c.mtu as number | undefined) ?? 0;
   if (mtu !== 0 && mtu < 68) throw invalid(`invalid MTU ${mtu}: must be at least 68`);
   if (c.ipam !== undefined) throw new CniError(ErrCode.UnsupportedField, 'unsupported field: ipam', 'overlay allocates from the subnet its host leased; set dataDir to choose where the leases are kept');
-  // The name is a directory under dataDir and runDir: nothing that could leave them.
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(c.name)) throw invalid(`invalid network name "${c.name}"`, 'letters, digits, and _ . - after the first character');
+  // The name is a directory under dataDir and runDir. The skeleton checks it for plugin calls;
+  // the agent reads its config from a file, so the same check runs here.
+  if (!NETWORK_NAME_RE.test(c.name)) throw invalid('invalid characters found in network name', c.name);
 
   const names = c.names as boolean | { runDir?: string } | undefined;
   const backend = c.ipMasqBackend as string | undefined;
