@@ -341,7 +341,11 @@ export class Agent {
         }
         await this.names?.publishIfChanged();
       } catch (e) {
-        if (!this.stopping) this.setHealth(false, e);
+        if (this.stopping) continue;
+        this.setHealth(false, e);
+        // A watch does not notice a silent partition for minutes; a failed renewal does. End
+        // the watch so the main loop lists again (and backs off while etcd stays away).
+        this.watch?.cancel();
       }
     }
   }
