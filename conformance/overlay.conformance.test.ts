@@ -356,7 +356,7 @@ function cpuTicks(pid: number): number {
 
 /** Removes everything the suite made; every agent the plugin started was stopped by pid, so none is left. */
 async function tearDown(reg: Registry, cl: Cluster | undefined): Promise<void> {
-  const roots = cl?.hosts.map((h) => h.runRoot) ?? [];
+  const roots = cl?.hosts.flatMap((h) => [h.runRoot, h.namesDir]) ?? [];
   await reg.cleanup();
   for (const r of roots) expect(processesUnder(r)).toEqual([]);
 }

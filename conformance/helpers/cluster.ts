@@ -155,9 +155,16 @@ function isZombie(pid: number): boolean {
   }
 }
 
+/** Stops what the plugins started on host h: each network's agent, and dnsname's dnsmasq. */
 async function stopAgents(h: Host): Promise<void> {
-  if (!existsSync(h.runRoot)) return;
-  for (const net of readdirSync(h.runRoot)) await stopAgent(h, net);
+  if (existsSync(h.runRoot)) for (const net of readdirSync(h.runRoot)) await stopAgent(h, net);
+  for (const pid of processesUnder(h.namesDir)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* gone meanwhile */
+    }
+  }
 }
 
 /** Every live process whose command line mentions dir (agents and dnsmasq of a host). */

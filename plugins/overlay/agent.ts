@@ -385,6 +385,8 @@ export async function agentMain(argv: string[]): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // Node's default for SIGHUP is to exit; an agent keeps running (a terminal closing, a reload).
+  process.on('SIGHUP', () => logLine('agent: SIGHUP ignored'));
   logLine(`agent: starting for network ${conf.name} (pid ${process.pid}, etcd ${conf.etcd.endpoints.join(',')}, prefix ${conf.etcd.prefix})`);
   await agent.run();
 }

@@ -44,7 +44,7 @@ export function agentSpec(conf: OverlayConf): DaemonSpec {
     lockFile: join(conf.runDir, 'agent.lock'),
     // Any overlay agent whose pid is in this runDir's pid file: also one run by an operator
     // under systemd with another config path (the agent writes its pid file itself).
-    matches: (argv) => argv.includes('agent') && argv.includes('--config') && argv.some((a) => a.endsWith('overlay')),
+    matches: (argv) => argv[2] === 'agent' && argv[3] === '--config' && /(^|\/)overlay$/.test(argv[1] ?? ''),
     ready: () => usableState(conf) !== undefined,
   };
 }
