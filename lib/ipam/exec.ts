@@ -9,6 +9,7 @@ import { run } from '../exec/run';
 import { CniError, ErrCode } from '../skel/errors';
 import type { CmdArgs } from '../skel/dispatch';
 import { parseResult, type Result } from '../types/result';
+import { canonicalKeys, type KeyNode } from '../schema/keys';
 
 /** Finds an executable named `type` in the CNI_PATH directories. */
 export function findPlugin(type: string, path: string[]): string {
@@ -30,8 +31,13 @@ export function findPlugin(type: string, path: string[]): string {
 /** In-process implementations of IPAM plugins, keyed by type (see issue: exec costs a process). */
 export type InProcessIpam = (command: 'ADD' | 'DEL' | 'CHECK' | 'GC' | 'STATUS', args: CmdArgs) => Promise<Result | void>;
 const inProcess = new Map<string, InProcessIpam>();
-export function registerInProcessIpam(type: string, fn: InProcessIpam): void {
-  inProcess.set(type, fn);
+/**
+ * `keys` is the IPAM's own key description (lib/generated/keys.js): the calling plugin matched
+ * only its own fields, and an exec'd IPAM would match its fields itself, so the in-process one
+ * gets a config with its fields canonical too. args.stdin stays the bytes the runtime sent.
+ */
+export function registerInProcessIpam(type: string, fn: InProcessIpam, keys: KeyNode): void {
+  inProcess.set(type, (command, args) => fn(command, { ...args, conf: canonicalKeys(args.conf, keys) }));
 }
 
 /** The marker build.mjs puts on line 2 of each of our executables. */

@@ -409,3 +409,40 @@ describe('errors from the verb', () => {
     expect(JSON.parse(c.out).msg).toBe('line1\nline2');
   });
 });
+
+describe('config keys (containerd sends PascalCase capability arguments)', () => {
+  const keys = { p: { runtimeConfig: { p: { portMappings: { i: { p: { hostPort: {}, containerPort: {}, protocol: {}, hostIP: {} } } } } } } };
+  const CRI_ARGS = 'IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0;K8S_POD_INFRA_CONTAINER_ID=3f1c0a6b2f0e4c1d9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f;K8S_POD_UID=0b3c9d5e-1f2a-4b6c-8d7e-9f0a1b2c3d4e';
+
+  async function addWith(stdin: Record<string, unknown>, opts: Parameters<typeof dispatch>[3]) {
+    const add = jest.fn(async (_a: CmdArgs): Promise<Result> => ({ cniVersion: '1.0.0' }));
+    const vars: Record<string, string | undefined> = { ...BASE_ENV, CNI_ARGS: CRI_ARGS };
+    const text = JSON.stringify(stdin);
+    const { code, out } = await dispatch({ add }, 'test', { getenv: (k) => vars[k], readStdin: () => Buffer.from(text), finish: () => undefined, stderr: () => undefined }, opts);
+    return { code, out, args: add.mock.calls[0]?.[0], text };
+  }
+
+  it('hands the plugin canonical keys, the exact stdin bytes, and CNI_ARGS keys as sent', async () => {
+    const stdin = {
+      CNIVersion: '1.0.0',
+      Name: 'k8s-pod-network',
+      type: 'portmap',
+      runtimeConfig: { portMappings: [{ HostPort: 18080, ContainerPort: 80, Protocol: 'tcp', HostIP: '' }] },
+    };
+    const r = await addWith(stdin, { keys: { p: { ...keys.p, cniVersion: {}, name: {} } } });
+    expect(r.code).toBe(0);
+    expect(r.args!.conf).toEqual({ cniVersion: '1.0.0', name: 'k8s-pod-network', type: 'portmap', runtimeConfig: { portMappings: [{ hostPort: 18080, containerPort: 80, protocol: 'tcp', hostIP: '' }] } });
+    expect(r.args!.stdin.toString()).toBe(r.text);
+    // CNI_ARGS is matched by exact name in the reference (types.LoadArgs): never rewritten.
+    expect(Object.keys(r.args!.argsMap)).toEqual(['IgnoreUnknown', 'K8S_POD_NAMESPACE', 'K8S_POD_NAME', 'K8S_POD_INFRA_CONTAINER_ID', 'K8S_POD_UID']);
+    expect(r.args!.argsMap.K8S_POD_NAME).toBe('web-0');
+  });
+
+  it('matches the keys every config has by default (a "Name" is a name)', async () => {
+    const r = await addWith({ CNIVersion: '0.4.0', NAME: 'n', Type: 't', PrevResult: { CNIVersion: '0.4.0', IPs: [{ Version: '4', Address: '10.0.0.2/24' }] } }, {});
+    expect(r.code).toBe(0);
+    expect(r.args!.conf.name).toBe('n');
+    expect(r.args!.prevResult!.ips).toEqual([{ address: '10.0.0.2/24' }]);
+    expect(JSON.parse(r.out).cniVersion).toBe('0.4.0');
+  });
+});

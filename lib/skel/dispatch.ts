@@ -8,6 +8,7 @@ import { CniError, ErrCode, asCniError } from './errors';
 import { readEnv, type CniEnv, type Verb } from './env';
 import { SUPPORTED_VERSIONS, CURRENT_VERSION, atLeast, isSupported } from './versions';
 import { parseResult, resultForVersion, type Result } from '../types/result';
+import { canonicalKeys, ownKeys, type KeyNode } from '../schema/keys';
 
 /** The keys every network config may carry; plugins extend this. */
 export interface NetConf {
@@ -25,7 +26,7 @@ export interface NetConf {
 export interface CmdArgs extends CniEnv {
   /** The exact bytes received on stdin, for delegating to IPAM. */
   stdin: Buffer;
-  /** stdin parsed; `name` and `cniVersion` are checked. */
+  /** stdin parsed, its keys spelled as the plugin's schema spells them; `name` and `cniVersion` are checked. */
   conf: NetConf;
   /** conf.prevResult upgraded to the current result shape, when present. */
   prevResult?: Result;
@@ -42,6 +43,8 @@ export interface PluginFuncs {
 export interface PluginOptions {
   /** Allow CNI_NETNS to be the plugin's own netns on ADD/DEL (the `host` plugin needs this). */
   allowOwnNetns?: boolean;
+  /** The config keys to match case-insensitively; default: the plugin's schema.json (ownKeys). */
+  keys?: KeyNode;
 }
 
 export interface Io {
@@ -101,8 +104,11 @@ function versionsText(): string {
 /** A network name as libcni accepts it. */
 export const NETWORK_NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
-/** Parses the config on stdin: bad JSON is code 6, a missing name code 7. */
-export function parseConf(stdin: Buffer): NetConf {
+/**
+ * Parses the config on stdin: bad JSON is code 6, a missing name code 7. Keys naming a field
+ * of `keys` are spelled as the field is (lib/schema/keys.ts: Go's case-insensitive matching).
+ */
+export function parseConf(stdin: Buffer, keys: KeyNode = ownKeys()): NetConf {
   let raw: unknown;
   try {
     raw = JSON.parse(stdin.toString('utf8'));
@@ -112,7 +118,7 @@ export function parseConf(stdin: Buffer): NetConf {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new CniError(ErrCode.DecodeFailure, 'error parsing network configuration', 'not a JSON object');
   }
-  const conf = raw as NetConf;
+  const conf = canonicalKeys(raw, keys) as NetConf;
   if (typeof conf.name !== 'string' || conf.name === '') {
     throw new CniError(ErrCode.InvalidConfig, 'missing network name');
   }
@@ -184,7 +190,7 @@ export async function dispatch(funcs: PluginFuncs, about: string, io: Io, opts: 
     }
     const env = readEnv(io.getenv);
     stdin = io.readStdin();
-    const conf = parseConf(stdin);
+    const conf = parseConf(stdin, opts.keys);
     cniVersion = isSupported(conf.cniVersion) ? conf.cniVersion : CURRENT_VERSION;
     checkVersion(env.command, conf.cniVersion);
     if ((env.command === 'ADD' || env.command === 'DEL') && env.netns && !opts.allowOwnNetns && sameNetnsAsSelf(env.netns)) {
