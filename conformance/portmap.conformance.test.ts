@@ -162,6 +162,28 @@ maybe(`portmap [${IMPL}: ${PLUGIN_DIR}]`, () => {
       expect(await rulesOf(n, a.cid)).toEqual([]);
     });
 
+    // The kubelet path: containerd's CRI plugin sends the capability with go-cni's field names
+    // (no JSON tags), and the CNI_ARGS of a pod. The Go plugins match keys case-insensitively.
+    refBug(versionGap('portmap', '1.0.0') ? 'no-spec-1.1.0' : null)("containerd's PascalCase portMappings: ADD forwards a real connection, DEL removes it, the second DEL (empty netns, no prevResult) exits 0", async () => {
+      const n = makeNet('1.0.0', backend);
+      const ctr = await reg.netns('ctr');
+      const cid = uniqueContainerId();
+      const portMappings = [{ HostPort: 18095, ContainerPort: 80, Protocol: 'tcp', HostIP: '' }];
+      const args = `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-${randomHex(2)};K8S_POD_INFRA_CONTAINER_ID=${cid};K8S_POD_UID=${randomHex(4)}-0000-4000-8000-${randomHex(6)}`;
+      const runner = new ConflistRunner(host, n.list, { containerId: cid, netns: ctr.path, ifname: 'eth0', args, capabilityArgs: { portMappings } });
+      await runner.add();
+      await execOk(inNetns(ctr.path, ['ip', 'link', 'set', 'lo', 'up']));
+      servers.push(await EchoServer.start(ctr.path, 80, 'kubelet'));
+      expect((await rulesOf(n, cid)).some((l) => /dport 18095\b/.test(l))).toBe(true);
+      expect(await talk(client.path, 'tcp', hostAddr, 18095)).toBe('kubelet');
+      expect(await talk(host.path, 'tcp', '127.0.0.1', 18095)).toBe('kubelet');
+      await runner.del();
+      expect(await rulesOf(n, cid)).toEqual([]);
+      expect(await talk(client.path, 'tcp', hostAddr, 18095)).toBeUndefined();
+      await runner.del('', { cached: false });
+      expect(await rulesOf(n, cid)).toEqual([]);
+    });
+
     test('two containers on different host ports: DEL of one leaves the other working', async () => {
       const n = makeNet('1.0.0', backend);
       const a = await attach(n, [TCP(18081)]);

@@ -198,9 +198,13 @@ export class ConflistRunner {
     }
   }
 
-  /** DEL in reverse order; netns overrides CNI_NETNS (pass '' to mimic ctr after the netns died). */
-  async del(netns?: string): Promise<void> {
-    const prev = versionGte(this.list.cniVersion, '0.4.0') ? this.cachedResult : undefined;
+  /**
+   * DEL in reverse order; netns overrides CNI_NETNS (pass '' to mimic ctr after the netns died).
+   * `cached: false` sends no prevResult, as libcni does once its result cache is gone (the
+   * second DEL containerd's RemovePodSandbox sends, with an empty CNI_NETNS).
+   */
+  async del(netns?: string, { cached = true }: { cached?: boolean } = {}): Promise<void> {
+    const prev = cached && versionGte(this.list.cniVersion, '0.4.0') ? this.cachedResult : undefined;
     for (const p of [...this.list.plugins].reverse()) {
       const r = await this.run('DEL', p, prev, netns ?? this.att.netns);
       if (r.code !== 0) throw new ListError(`plugin ${p.type} failed (delete):\n${describeRun(r)}`, r, p.type);
