@@ -1,12 +1,12 @@
 // bridge (+ host-local), driven like a runtime: ADD → kernel state in the sandbox host and the
 // container (bridge, enslaved veth, address, routes, gateway on the bridge, MTU, ip_forward,
 // masquerade rules) and result shape per version → CHECK → DEL → state gone → DEL again.
-// Plus: DEL after the netns died (empty CNI_NETNS), real packets, failures that must leave
+// Plus: DEL after the netns died (empty CNI_NETNS, with and without prevResult), real packets, failures that must leave
 // nothing behind, and 32 concurrent ADD/DELs on a bridge that does not exist yet.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execOk, inNetns } from './helpers/exec';
-import { addressesOf, eventually, link, links, natRulesFor, ping, readSysctl, routes, rulesForContainer, veths } from './helpers/ip-json';
+import { addressesOf, eventually, link, links, natRulesFor, netfilterDump, ping, readSysctl, routes, rulesForContainer, veths } from './helpers/ip-json';
 import { leaseFiles } from './helpers/leases';
 import { Registry, type Netns, uniqueBridgeName, uniqueContainerId, uniqueNetName, uniqueSubnet24 } from './helpers/netns';
 import { IMPL, PLUGIN_DIR, SPEC_VERSIONS, knownReferenceBug, oursOnly, versionGap, versionGte } from './helpers/plugin-dir';
@@ -203,6 +203,34 @@ maybe(`bridge [${IMPL}: ${PLUGIN_DIR}]`, () => {
       expect(leases(n)).toEqual([]);
       expect(await natRulesFor(host, ip)).toEqual([]);
       expect(await rulesForContainer(host, cid)).toEqual([]);
+    });
+
+    // containerd's RemovePodSandbox after the pod's netns died: CNI_NETNS="" and no prevResult
+    // (libcni's result cache is gone). Lease and NAT rules are released all the same.
+    knownReferenceBug('del-empty-netns-leaks-masq')("containerd's second DEL (empty CNI_NETNS, no prevResult) after the netns died releases the lease and the NAT rules", async () => {
+      const n = makeNet(v);
+      const { ctr, runner, cid } = await attach(n);
+      const res = await runner.add();
+      const ip = (res.ips[0].address as string).split('/')[0]!;
+      await reg.deleteNetns(ctr);
+      await eventually(async () => expect(await veths(host)).toEqual([]));
+      await runner.del('', { cached: false });
+      expect(leases(n)).toEqual([]);
+      expect(await natRulesFor(host, ip)).toEqual([]);
+      expect(await rulesForContainer(host, cid)).toEqual([]);
+      await runner.del('', { cached: false });
+    });
+
+    test("after a full DEL, containerd's second DEL (empty CNI_NETNS, no prevResult) exits 0 and changes nothing", async () => {
+      const n = makeNet(v);
+      const { runner } = await attach(n);
+      await runner.add();
+      await runner.del();
+      const rules = async () => (await netfilterDump(host)).split('\n').filter((l) => !l.startsWith('#'));
+      const before = await rules();
+      await runner.del('', { cached: false });
+      expect(leases(n)).toEqual([]);
+      expect(await rules()).toEqual(before);
     });
 
     test('two containers on one bridge ping each other and the gateway', async () => {

@@ -184,6 +184,22 @@ maybe(`dnsname [${IMPL}: ${PLUGIN_DIR}]`, () => {
     });
   });
 
+  test("containerd's second DEL (empty CNI_NETNS, no prevResult) after the netns died drops the name, and stops the server after the last", async () => {
+    const n = makeNet('1.0.0', 'dns.test');
+    const a = await attach(n, 'web1');
+    const b = await attach(n, 'web2');
+    await reg.deleteNetns(a.ns);
+    await a.runner.del('', { cached: false });
+    expect(hostsText(n)).toBe(`${b.ip}\tweb2 web2.dns.test\t# cni:${b.cid}:eth0\n`);
+    await eventually(async () => expect((await query(b.ns, n.subnet.gateway, 'web1.dns.test')).rcode).toBe(NXDOMAIN), 3000);
+    expect(await query(b.ns, n.subnet.gateway, 'web2.dns.test')).toEqual({ rcode: 0, addrs: [b.ip] });
+    await reg.deleteNetns(b.ns);
+    await b.runner.del('', { cached: false });
+    expect(dnsmasqUnder(n.runDir)).toEqual([]);
+    expect(readdirSync(n.netDir)).toEqual(['lock']);
+    await b.runner.del('', { cached: false });
+  });
+
   test("Docker's scenario: names and aliases resolve on the network, not across networks, not after DEL", async () => {
     const a = makeNet('1.0.0', 'dns.podman');
     const b = makeNet('1.0.0', 'dns.podman');

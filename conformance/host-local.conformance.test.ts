@@ -76,6 +76,8 @@ maybe(`host-local [${IMPL}: ${PLUGIN_DIR}]`, () => {
       expectOk(await call('DEL', n.conf, cid), 'DEL');
       expect(leaseFiles(n)).toEqual([]);
       expectOk(await call('DEL', n.conf, cid), 'second DEL');
+      // containerd's second DEL: CNI_NETNS="" (host-local never needs the netns).
+      expectOk(await runPlugin({ plugin: 'host-local', command: 'DEL', host, config: n.conf, containerId: cid, netns: '', ifname: 'eth0' }), 'DEL with an empty CNI_NETNS');
 
       if (versionGte(v, '0.4.0')) {
         const chk = await call('CHECK', { ...n.conf, prevResult: r }, cid);

@@ -245,6 +245,18 @@ maybe(`macvlan [${IMPL}: ${PLUGIN_DIR}]`, () => {
     expectOk(await call('DEL', { ...n.conf, prevResult: r }, '', cid), 'DEL with empty CNI_NETNS');
   });
 
+  test("containerd's second DEL (empty CNI_NETNS, no prevResult) after the netns died releases the lease", async () => {
+    const ctr = await reg.netns('ctr');
+    const n = makeNet(v);
+    const cid = uniqueContainerId();
+    expectOk(await call('ADD', n.conf, ctr, cid), 'ADD');
+    expect(leases(n)).toHaveLength(1);
+    await reg.deleteNetns(ctr);
+    expectOk(await call('DEL', n.conf, '', cid), 'DEL with empty CNI_NETNS, no prevResult');
+    expect(leases(n)).toEqual([]);
+    expectOk(await call('DEL', n.conf, '', cid), 'the same DEL again');
+  });
+
   test('CHECK fails once the link is gone', async () => {
     const ctr = await reg.netns('ctr');
     const n = makeNet(v);

@@ -263,6 +263,18 @@ maybe(`tuning [${IMPL}: ${PLUGIN_DIR}]`, () => {
     if (IMPL === 'ours') expect(backups(conf)).toEqual([]);
   });
 
+  test("containerd's second DEL (empty CNI_NETNS, no prevResult) after the netns died exits 0 and drops the backup", async () => {
+    const { ctr, prev } = await handVeth(v);
+    const cid = uniqueContainerId();
+    const conf = tuningConf(v, { mtu: 1300, sysctl: { 'net.ipv4.conf.IFNAME.arp_filter': '1' } });
+    expectOk(await call('ADD', { ...conf, prevResult: prev }, ctr, cid), 'ADD');
+    if (IMPL === 'ours') expect(backups(conf)).toHaveLength(1);
+    await reg.deleteNetns(ctr);
+    expectOk(await call('DEL', conf, '', cid), 'DEL with an empty CNI_NETNS, no prevResult');
+    if (IMPL === 'ours') expect(backups(conf)).toEqual([]);
+    expectOk(await call('DEL', conf, '', cid), 'the same DEL again');
+  });
+
   /** Runs a specific tuning binary (for cross-implementation backups). */
   async function runBinary(bin: string, command: string, conf: Json, ctr: Netns, cid: string) {
     const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', CNI_COMMAND: command, CNI_PATH: PLUGIN_DIR, CNI_CONTAINERID: cid, CNI_NETNS: ctr.path, CNI_IFNAME: 'eth0', CNI_ARGS: '' };
