@@ -26,7 +26,8 @@ const DNS: KeyNode = { p: { nameservers: {}, domain: {}, search: {}, options: {}
 /**
  * What every plugin decodes (cni:pkg/types NetConf), merged into each plugin's own description:
  * cniVersion, name, type, capabilities (a map: its keys are capability names), ipam.type, dns,
- * and prevResult (decoded into the result structs, so its fields match case-insensitively too).
+ * prevResult (decoded into the result structs, so its fields match case-insensitively too) and
+ * GC's cni.dev/valid-attachments.
  */
 export const NETCONF_KEYS: KeyNode = {
   p: {
@@ -45,6 +46,7 @@ export const NETCONF_KEYS: KeyNode = {
         dns: DNS,
       },
     },
+    'cni.dev/valid-attachments': { i: { p: { containerID: {}, ifname: {} } } },
   },
 };
 
@@ -116,6 +118,8 @@ export function deriveKeys(schema: Schema, root: Schema = schema, seen: Schema[]
   return node;
 }
 
+const ASCII = /^[\x00-\x7f]*$/;
+
 /**
  * A key folded as Go compares it with a field name: encoding/json foldName folds ASCII letters
  * and maps any other rune to the smallest rune of its Unicode simple-fold orbit. Field names
@@ -124,6 +128,7 @@ export function deriveKeys(schema: Schema, root: Schema = schema, seen: Schema[]
  * can never match, so it is kept as it is.
  */
 export function foldKey(key: string): string {
+  if (ASCII.test(key)) return key.toLowerCase();
   let out = '';
   for (const ch of key) {
     if (ch === '\u212a') out += 'k';
