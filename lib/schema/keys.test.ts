@@ -223,6 +223,11 @@ describe("Go's rule when keys compete", () => {
     expect(Object.keys(c)).toEqual(['name', '__proto__', 'runtimeConfig']);
   });
 
+  it('keys named like Object.prototype members are plain unknown keys', () => {
+    const c = canonicalKeys({ runtimeConfig: { toString: 1, constructor: { a: 1 } }, RuntimeConfig: { constructor: { b: 2 } } }, generated.portmap);
+    expect(c).toEqual({ runtimeConfig: { toString: 1, constructor: { b: 2 } } });
+  });
+
   it('values of the wrong type are left for validation to refuse', () => {
     expect(canonicalKeys({ RuntimeConfig: 'x', Name: 5 }, generated.portmap)).toEqual({ runtimeConfig: 'x', name: 5 });
     expect(canonicalKeys({ runtimeConfig: { PortMappings: { HostPort: 1 } } }, generated.portmap)).toEqual({ runtimeConfig: { portMappings: { HostPort: 1 } } });

@@ -173,7 +173,7 @@ function mergeInto(prev: unknown, next: unknown, node: KeyNode): unknown {
   if (isObject(prev) && isObject(next) && (node.p || node.m)) {
     const out: Record<string, unknown> = { ...prev };
     for (const [k, v] of Object.entries(next)) {
-      const child = node.p?.[k] ?? node.m;
+      const child = node.p && Object.hasOwn(node.p, k) ? node.p[k] : node.m;
       put(out, k, Object.hasOwn(out, k) && child ? mergeInto(out[k], v, child) : v);
     }
     return out;
