@@ -2,7 +2,7 @@
 // plugin (go-cni) sends. Uses the key descriptions build.mjs derives from the real schemas.
 import { canonicalKeys, deriveKeys, foldKey, mergeKeys, NETCONF_KEYS, type KeyNode } from './keys';
 import * as generated from '../generated/keys';
-import { portmap as validatePortmap, host_local as validateHostLocal } from '../generated/validators';
+import { bandwidth as validateBandwidth, portmap as validatePortmap, host_local as validateHostLocal } from '../generated/validators';
 import { validateConf } from './validate';
 import type { NetConf } from '../skel/dispatch';
 
@@ -114,6 +114,13 @@ describe('canonicalKeys with the payloads containerd sends', () => {
       runtimeConfig: { ipRanges: [[{ subnet: '10.88.0.0/16', rangeStart: '10.88.0.10', rangeEnd: '10.88.0.20', gateway: '10.88.0.1' }]], ips: ['10.88.0.15/16'] },
     });
     expect(validateHostLocal(c)).toBe(true);
+  });
+
+  it("bandwidth: containerd's PascalCase rates become the schema's spelling and pass validation", () => {
+    const conf = { cniVersion: '1.0.0', name: 'k8s-pod-network', type: 'bandwidth', capabilities: { bandwidth: true }, runtimeConfig: { bandwidth: CONTAINERD_BANDWIDTH } };
+    const c = canonicalKeys(conf, generated.bandwidth);
+    expect(c.runtimeConfig.bandwidth).toEqual({ ingressRate: 1000000, ingressBurst: 4294967295, egressRate: 2000000, egressBurst: 4294967295 });
+    expect(() => validateConf(validateBandwidth, c, 'bandwidth')).not.toThrow();
   });
 
   it('bandwidth, dns, mac and ips, against a schema that declares them (as the plugins reading them do)', () => {
