@@ -170,10 +170,9 @@ maybe(`bandwidth [${IMPL}: ${PLUGIN_DIR}]`, () => {
     });
 
     // containerd's CRI plugin sends go-cni's struct without JSON tags, so PascalCase keys; Go's
-    // decoder matches them case-insensitively. Ours matches them once the skeleton folds keys
-    // by each plugin's schema.json (the "keys" branch); until then this fails on our build.
-    const pascal = IMPL === 'ours' ? (test.failing as unknown as jest.It) : test;
-    pascal("containerd's PascalCase keys (fixed on our build by the skeleton's case-insensitive keys)", async () => {
+    // decoder matches them case-insensitively, and so does our skeleton (lib/schema/keys.ts, from
+    // the plugin's schema.json).
+    test("containerd's PascalCase keys", async () => {
       await viaRuntime(limits);
     });
 
