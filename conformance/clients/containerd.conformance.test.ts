@@ -10,7 +10,7 @@
 import { writeFileSync, rmSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureDebs } from '../helpers/debian';
-import type { ExecResult } from '../helpers/exec';
+import { within, type ExecResult } from '../helpers/exec';
 import { hostSnapshot } from '../helpers/host-snapshot';
 import { randomHex, uniqueBridgeName, uniqueSubnet24 } from '../helpers/netns';
 import { describeIfRoot, IMPL, PLUGIN_DIR } from '../helpers/plugin-dir';
@@ -23,14 +23,6 @@ let ctx: ScenarioCtx | undefined;
 let sandbox: RuntimeSandbox | undefined;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-/** p's value, or undefined after ms (the timer never keeps jest alive). */
-function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const t = new Promise<undefined>((r) => {
-    timer = setTimeout(() => r(undefined), ms);
-  });
-  return Promise.race([p, t]).finally(() => clearTimeout(timer));
-}
 
 describeIfRoot(`containerd 1.6 (ctr run --cni) on ${IMPL === 'ours' ? 'our' : 'the reference'} plugins`, () => {
   beforeAll(async () => {

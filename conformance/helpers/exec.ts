@@ -65,3 +65,12 @@ export async function execOk(argv: string[], opts: ExecOptions = {}): Promise<Ex
 export function inNetns(nsPath: string, argv: string[]): string[] {
   return ['nsenter', `--net=${nsPath}`, '--', ...argv];
 }
+
+/** p's value, or undefined after ms (the timer never keeps jest alive). */
+export function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<undefined>((r) => {
+    timer = setTimeout(() => r(undefined), ms);
+  });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
