@@ -7,7 +7,7 @@
 // on the kernel (links, addresses, qdiscs, netfilter rules, lease files, netns mounts) and with
 // packets (ping, HTTP through pod IPs and host ports). See clients/README.md.
 import { randomUUID } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { ensureDebs } from '../helpers/debian';
@@ -108,6 +108,12 @@ describeIfRoot(`containerd 1.6 CRI plugin (the kubelet path) on ${IMPL === 'ours
     };
     const ifbs = async (): Promise<string[]> => (await links(sb!.netnsPath)).filter((l) => l.linkinfo?.info_kind === 'ifb').map((l) => l.ifname);
 
+    /** CRI_RECORD_DIR=<dir> keeps the recorded plugin calls as <dir>/cri-<main plugin>.jsonl. */
+    const keepRecord = (): void => {
+      const dir = process.env.CRI_RECORD_DIR;
+      if (dir && cri && existsSync(cri.recordLog)) copyFileSync(cri.recordLog, join(dir, `cri-${net.main}.jsonl`));
+    };
+
     beforeAll(async () => {
       await ensureDebs(DEBS);
       before = await hostSnapshot();
@@ -127,6 +133,7 @@ describeIfRoot(`containerd 1.6 CRI plugin (the kubelet path) on ${IMPL === 'ours
       } catch {
         /* containerd may be gone already */
       }
+      keepRecord();
       await cri?.stop();
       await sb.destroy();
     }, 180_000);
@@ -185,6 +192,8 @@ describeIfRoot(`containerd 1.6 CRI plugin (the kubelet path) on ${IMPL === 'ours
 
     test('each pod answers HTTP on podIP:80, 127.0.0.1:hostPort and gateway:hostPort from the host', async () => {
       for (const p of [pods.a, pods.b]) {
+        // READY means the pause process runs, not that its httpd listens yet.
+        await eventually(async () => expect(await http(p.ip, 80)).toBe(p.name), 10_000, 200);
         for (const [addr, port] of [[p.ip, 80], ['127.0.0.1', p.hostPort], [p.gateway, p.hostPort]] as const) {
           expect({ to: `${addr}:${port}`, body: await http(addr, port) }).toEqual({ to: `${addr}:${port}`, body: p.name });
         }
@@ -275,7 +284,7 @@ describeIfRoot(`containerd 1.6 CRI plugin (the kubelet path) on ${IMPL === 'ours
         expect(readlinkSync(`/proc/${info.pid}/ns/net`)).toBe(readlinkSync(sb!.netnsPath));
         // From inside the pod: the host's listener. From the host: the pod's httpd on port 80.
         expect(await http('127.0.0.1', HOST_LISTENER_PORT, `/proc/${info.pid}/ns/net`, '/')).toBe('host-listener');
-        expect(await http('127.0.0.1', 80)).toBe(hostname());
+        await eventually(async () => expect(await http('127.0.0.1', 80)).toBe(hostname()), 10_000, 200);
       } finally {
         if (id) {
           await cri!.client.stopPodSandbox(id);
@@ -365,6 +374,7 @@ describeIfRoot(`containerd 1.6 CRI plugin (the kubelet path) on ${IMPL === 'ours
     });
 
     test('containerd stops by pid leaving no process; after the sandbox is gone the real host is as before', async () => {
+      keepRecord();
       await cri!.stop();
       expect(live()).toEqual([]);
       expect(await sb!.destroy()).toEqual([]);

@@ -88,7 +88,9 @@ export class ContainerdCri {
         '',
       ].join('\n'),
     );
-    const daemon = sb.spawn(['containerd', '--config', join(sb.dir, 'containerd.toml')]);
+    // containerd passes its environment on to the plugins: keep the suite's own CNI_* out of it.
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('CNI_')));
+    const daemon = sb.spawn(['containerd', '--config', join(sb.dir, 'containerd.toml')], env);
     c.daemon = daemon;
     daemon.child.stderr!.on('data', (d: string) => (c.log += d));
     for (let i = 0; ; i++) {
