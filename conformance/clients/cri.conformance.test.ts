@@ -250,7 +250,18 @@ describeIfRoot(`containerd 1.6 CRI plugin (the kubelet path) on ${IMPL === 'ours
         const b = pods.b;
         const ifbBefore = await ifbs();
         process.kill(b.pid, 'SIGKILL');
-        await sb!.runOk(['umount', b.netnsPath]);
+        await sb!.runOk(['umount', '--lazy', b.netnsPath]);
+        // As containerd's test does: the netns counts as closed, the sandbox becomes NOTREADY
+        // (Stop before containerd has handled the exit races with it), the IP is still leased.
+        await eventually(
+          async () => {
+            const { status, info } = await cri!.client.podSandboxStatus(b.id);
+            expect({ state: status.state, netNamespaceClosed: info.netNamespaceClosed }).toEqual({ state: 'SANDBOX_NOTREADY', netNamespaceClosed: true });
+          },
+          30_000,
+          200,
+        );
+        expect(leases()).toContain(b.ip);
         await phase('stop-b', () => cri!.client.stopPodSandbox(b.id));
         await phase('remove-b', () => cri!.client.removePodSandbox(b.id));
         expect(leases()).not.toContain(b.ip);

@@ -36,8 +36,8 @@ export interface PodSandboxStatus {
 /** The parts of containerd's verbose sandbox info (`info["info"]`, JSON) the suite reads. */
 export interface SandboxInfo {
   pid: number;
-  /** The pod's netns path (`/var/run/netns/cni-<uuid>`), empty for a hostNetwork pod. */
-  netNamespacePath?: string;
+  /** True once the pod's netns mount is gone. */
+  netNamespaceClosed?: boolean;
   [k: string]: unknown;
 }
 
