@@ -9,6 +9,7 @@
 // `--rootfs <busybox dir>`, so no image or snapshotter is involved.
 import { writeFileSync, rmSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeContainerdConfig } from '../helpers/containerd-config';
 import { ensureDebs } from '../helpers/debian';
 import { within, type ExecResult } from '../helpers/exec';
 import { hostSnapshot } from '../helpers/host-snapshot';
@@ -32,25 +33,8 @@ describeIfRoot(`containerd 1.6 (ctr run --cni) on ${IMPL === 'ours' ? 'our' : 't
     sandbox = sb;
     const dataDir = sb.subdir('leases');
     const sock = join(sb.dir, 'containerd.sock');
-    writeFileSync(
-      join(sb.dir, 'containerd.toml'),
-      [
-        'version = 2',
-        `root = "${sb.subdir('containerd-root')}"`,
-        `state = "${sb.subdir('containerd-state')}"`,
-        'disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]',
-        '[grpc]',
-        `  address = "${sock}"`,
-        '[ttrpc]',
-        `  address = "${sock}.ttrpc"`,
-        '[debug]',
-        `  address = "${sock}.debug"`,
-        '[plugins."io.containerd.internal.v1.opt"]',
-        `  path = "${sb.subdir('containerd-opt')}"`,
-        '',
-      ].join('\n'),
-    );
-    const daemon = sb.spawn(['containerd', '--config', join(sb.dir, 'containerd.toml')]);
+    const config = writeContainerdConfig(sb, sock, { cri: false });
+    const daemon = sb.spawn(['containerd', '--config', config]);
     const ns = `cnits${randomHex(3)}`;
     const ctr = (args: string[], timeoutMs = 30_000): Promise<ExecResult> => sb.run(['ctr', '--address', sock, '-n', ns, ...args], { timeoutMs });
     for (let i = 0; ; i++) {

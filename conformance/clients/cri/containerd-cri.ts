@@ -5,6 +5,7 @@
 // private dir the suite writes its conflist into; sandbox_image is the locally built pause image.
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeContainerdConfig } from '../../helpers/containerd-config';
 import { within } from '../../helpers/exec';
 import { RuntimeSandbox, type Background } from '../../helpers/runtime-sandbox';
 import { CriClient } from './client';
@@ -57,22 +58,10 @@ export class ContainerdCri {
       chmodSync(shim, 0o755);
     }
     const cri = 'plugins."io.containerd.grpc.v1.cri"';
-    writeFileSync(
-      join(sb.dir, 'containerd.toml'),
-      [
-        'version = 2',
-        `root = "${sb.subdir('containerd-root')}"`,
-        `state = "${sb.subdir('containerd-state')}"`,
-        'disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]',
-        '[grpc]',
-        `  address = "${c.socket}"`,
-        '[ttrpc]',
-        `  address = "${c.socket}.ttrpc"`,
-        '[debug]',
-        `  address = "${c.socket}.debug"`,
-        ...(process.env.CRI_DEBUG ? ['  level = "debug"'] : []),
-        '[plugins."io.containerd.internal.v1.opt"]',
-        `  path = "${sb.subdir('containerd-opt')}"`,
+    const config = writeContainerdConfig(sb, c.socket, {
+      cri: true,
+      debug: Boolean(process.env.CRI_DEBUG),
+      extra: [
         `[${cri}]`,
         `  sandbox_image = "${PAUSE_IMAGE}"`,
         // No CAP_SYS_RESOURCE here: without it runc fails "can't get final child's PID from pipe".
@@ -85,12 +74,11 @@ export class ContainerdCri {
         `[${cri}.cni]`,
         `  bin_dir = "${c.binDir}"`,
         `  conf_dir = "${sb.netConfDir}"`,
-        '',
-      ].join('\n'),
-    );
+      ],
+    });
     // containerd passes its environment on to the plugins: keep the suite's own CNI_* out of it.
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('CNI_')));
-    const daemon = sb.spawn(['containerd', '--config', join(sb.dir, 'containerd.toml')], env);
+    const daemon = sb.spawn(['containerd', '--config', config], env);
     c.daemon = daemon;
     daemon.child.stderr!.on('data', (d: string) => (c.log += d));
     for (let i = 0; ; i++) {
