@@ -54,6 +54,17 @@ function allPids(): number[] {
     .map(Number);
 }
 
+/** A process's start time (field 22 of /proc/<pid>/stat), undefined once it is gone or a zombie. */
+function startTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return f[0] === 'Z' ? undefined : f[19];
+  } catch {
+    return undefined;
+  }
+}
+
 function ppidOf(pid: number): number | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -254,10 +265,20 @@ export class RuntimeSandbox {
     if (this.destroyed) return [];
     this.destroyed = true;
     const killed: string[] = [];
+    // Processes seen once stay victims: a container's init (PID 1 of its pid namespace, in a mount
+    // namespace of its own) ignores SIGTERM and, once its shim has died of it, is re-parented
+    // out of the sandbox's tree. Keyed by start time, so a reused pid is never hit. The tree is
+    // read before the background commands die, for the same reason.
+    const holderPid = this.holder?.pid;
+    const seen = new Map<number, string | undefined>();
+    const see = (): void => {
+      for (const p of this.processTree()) if (p !== holderPid && !seen.has(p)) seen.set(p, startTime(p));
+    };
+    see();
     for (const bg of this.background) if (bg.child.exitCode === null && bg.child.signalCode === null) bg.child.kill('SIGKILL');
     for (let round = 0; round < 3; round++) {
-      const holderPid = this.holder?.pid;
-      const victims = this.processTree().filter((p) => p !== holderPid);
+      see();
+      const victims = [...seen].filter(([p, t]) => t !== undefined && startTime(p) === t).map(([p]) => p);
       if (victims.length === 0) break;
       for (const p of victims) {
         let comm = '?';
