@@ -54,7 +54,8 @@ describeIfRoot(`containerd 1.6 (ctr run --cni) on ${IMPL === 'ours' ? 'our' : 't
     };
     const netA = mk('a');
     const netB = mk('b');
-    const base: Omit<ScenarioCtx, 'cid' | 'exec' | 'removeAll'> = { sb, before, netA, netB, dataDir, daemons: ['containerd'] };
+    // ctr puts each container's cgroup under /<namespace>, which runc leaves behind.
+    const base: Omit<ScenarioCtx, 'cid' | 'exec' | 'removeAll'> = { sb, before, netA, netB, dataDir, daemons: ['containerd'], cgroupParent: ns };
     const cid = Object.fromEntries(CONTAINERS.map((c) => [c, `${ns}-${c}`])) as Record<Ctr, string>;
 
     // Can containerd run a container here at all? (cgroups, OCI runtime: not our plugins.)

@@ -13,9 +13,10 @@ import { join } from 'node:path';
 import { ensureDebs } from '../helpers/debian';
 import { exec, inNetns } from '../helpers/exec';
 import { hostSnapshot, type HostSnapshot } from '../helpers/host-snapshot';
+import { randomHex } from '../helpers/netns';
 import { eventually, link, links, netfilterDump, ping, rulesForContainer } from '../helpers/ip-json';
 import { describeIfRoot, IMPL, knownReferenceBug, PLUGIN_DIR, versionGte } from '../helpers/plugin-dir';
-import { RuntimeSandbox } from '../helpers/runtime-sandbox';
+import { removeCgroupDirs, RuntimeSandbox } from '../helpers/runtime-sandbox';
 import type { PodSandboxConfig, SandboxInfo } from './cri/client';
 import { ContainerdCri, type PluginCall } from './cri/containerd-cri';
 import { NETWORKS, type NetworkCase } from './cri/networks';
@@ -46,6 +47,16 @@ interface Pod {
 /** The plugin calls recorded during one CRI request. */
 type Phase = PluginCall[];
 
+/**
+ * The pods' cgroup parent (as the kubelet sets one): runc removes each pod's own cgroup, the suite
+ * removes this parent, which cgroups (not namespaced by the sandbox) would otherwise keep.
+ */
+const CGROUP_PARENT = `cni-ts-cri-${randomHex(3)}`;
+const linux = (network: 'POD' | 'NODE'): PodSandboxConfig['linux'] => ({
+  cgroupParent: `/${CGROUP_PARENT}`,
+  securityContext: { namespaceOptions: { network, pid: 'CONTAINER', ipc: 'POD' } },
+});
+
 function podConfig(p: Pick<Pod, 'name' | 'uid' | 'hostPort'>): PodSandboxConfig {
   return {
     metadata: { name: p.name, uid: p.uid, namespace: POD_NAMESPACE, attempt: 0 },
@@ -54,7 +65,7 @@ function podConfig(p: Pick<Pod, 'name' | 'uid' | 'hostPort'>): PodSandboxConfig 
     portMappings: [{ protocol: 'TCP', containerPort: 80, hostPort: p.hostPort }],
     labels: { app: 'cni-ts', 'io.kubernetes.pod.name': p.name },
     annotations: BANDWIDTH,
-    linux: { securityContext: { namespaceOptions: { network: 'POD', pid: 'CONTAINER', ipc: 'POD' } } },
+    linux: linux('POD'),
   };
 }
 
@@ -136,6 +147,7 @@ describeIfRoot(`containerd 1.6 CRI plugin (the kubelet path) on ${IMPL === 'ours
       keepRecord();
       await cri?.stop();
       await sb.destroy();
+      removeCgroupDirs(CGROUP_PARENT);
     }, 180_000);
 
     test('Status: NetworkReady is false (NetworkPluginNotReady) with no conflist, true once the conflist is written', async () => {
@@ -289,7 +301,7 @@ describeIfRoot(`containerd 1.6 CRI plugin (the kubelet path) on ${IMPL === 'ours
           dnsConfig: DNS,
           labels: { app: 'cni-ts' },
           annotations: BANDWIDTH,
-          linux: { securityContext: { namespaceOptions: { network: 'NODE', pid: 'CONTAINER', ipc: 'POD' } } },
+          linux: linux('NODE'),
         });
         const { status, info } = await cri!.client.podSandboxStatus(id);
         expect(status.state).toBe('SANDBOX_READY');
@@ -386,11 +398,12 @@ describeIfRoot(`containerd 1.6 CRI plugin (the kubelet path) on ${IMPL === 'ours
       }
     });
 
-    test('containerd stops by pid leaving no process; after the sandbox is gone the real host is as before', async () => {
+    test('containerd stops by pid leaving no process; after the sandbox is gone the real host is as before (the pods\' cgroup parent removed too)', async () => {
       keepRecord();
       await cri!.stop();
       expect(live()).toEqual([]);
       expect(await sb!.destroy()).toEqual([]);
+      expect(removeCgroupDirs(CGROUP_PARENT)).toEqual([]);
       expect(await hostSnapshot()).toEqual(before);
     }, 120_000);
   });

@@ -8,7 +8,7 @@ import type { ExecResult } from '../helpers/exec';
 import { hostSnapshot, type HostSnapshot } from '../helpers/host-snapshot';
 import { links, natRulesFor, rulesForContainer } from '../helpers/ip-json';
 import { knownReferenceBug, PLUGIN_DIR, pluginPath, type ReferenceBug } from '../helpers/plugin-dir';
-import type { RuntimeSandbox } from '../helpers/runtime-sandbox';
+import { removeCgroupDirs, type RuntimeSandbox } from '../helpers/runtime-sandbox';
 
 export type Ctr = 'c1' | 'c2' | 'c3';
 export const CONTAINERS: Ctr[] = ['c1', 'c2', 'c3'];
@@ -88,6 +88,8 @@ export interface ScenarioCtx {
   daemons: string[];
   /** Set when the runtime cannot run containers in this VM at all (not a plugin problem). */
   blocked?: string;
+  /** The cgroup parent the runtime made for its containers (removed and checked at the end). */
+  cgroupParent?: string;
 }
 
 const logged = new Set<string>();
@@ -245,6 +247,7 @@ export function defineScenario(
     if (!ctx) throw new Error(`${runtime}: setup failed (see beforeAll)`);
     const killed = await ctx.sb.destroy();
     if (killed.length) logOnce(`[clients] ${runtime}: destroy() had to kill: ${killed.join(', ')}`);
+    if (ctx.cgroupParent) expect(removeCgroupDirs(ctx.cgroupParent)).toEqual([]);
     expect(await hostSnapshot()).toEqual(ctx.before);
   }, 60_000);
 }

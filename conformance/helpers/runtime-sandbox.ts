@@ -28,6 +28,7 @@ import {
   readdirSync,
   readlinkSync,
   rmSync,
+  rmdirSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
@@ -321,4 +322,26 @@ export async function busyboxRootfs(dir: string): Promise<void> {
   for (const a of applets) symlinkSync('busybox', join(dir, 'bin', a));
   writeFileSync(join(dir, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
   writeFileSync(join(dir, 'etc/group'), 'root:x:0:\n');
+}
+
+/**
+ * Removes the cgroup directory rel (relative to each hierarchy's root, e.g. "cni-ts-cri-1a2b3c")
+ * from every cgroup hierarchy under /sys/fs/cgroup. runc removes a container's own cgroup but not
+ * the parent a runtime made for it (ctr: /<namespace>, CRI: the pod's cgroup_parent), and cgroups
+ * are not namespaced by the sandbox. Only empty directories go (rmdir); returns those still there.
+ */
+export function removeCgroupDirs(rel: string): string[] {
+  const root = '/sys/fs/cgroup';
+  const hierarchies = [root, ...readdirSync(root).map((e) => join(root, e))];
+  const left: string[] = [];
+  for (const h of hierarchies) {
+    const dir = join(h, rel);
+    if (!existsSync(dir)) continue;
+    try {
+      rmdirSync(dir);
+    } catch {
+      left.push(dir);
+    }
+  }
+  return left;
 }
