@@ -10,7 +10,7 @@ import { buildSync } from 'esbuild';
 import { createHash } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { BackendName, MasqSpec } from '../lib/netfilter/backend';
+import type { BackendName, MasqSpec } from '../lib/netfilter/driver';
 import { chainName, nftComment } from '../lib/netfilter/names';
 import { exec, execOk, inNetns } from './helpers/exec';
 import { type Netns, Registry, randomHex, uniqueBridgeName, uniqueContainerId, uniqueNetName } from './helpers/netns';
@@ -43,11 +43,18 @@ async function iptSave(ns: Netns, v6 = false): Promise<string> {
 
 /** The driver: one backend operation per run, the outcome as one JSON line on stdout. */
 const DRIVER_SOURCE = `
-import { makeBackend, teardownMasqAll } from './lib/netfilter/select';
+import { makeDriver, teardownAll } from './lib/netfilter/select';
 const [op, backend, json] = process.argv.slice(2);
 const spec = JSON.parse(json);
 const both = { nftables: true, iptables: true };
-const go = op === 'teardownAll' ? () => teardownMasqAll(spec, { available: both }) : () => makeBackend(backend, {})[op](spec);
+const d = makeDriver(backend, {});
+const ops = {
+  setupMasq: () => d.setup({ masq: spec }),
+  checkMasq: () => d.check({ masq: spec }),
+  teardownMasq: () => d.teardown(spec, ['masq']),
+  teardownAll: () => teardownAll(spec, ['masq'], { available: both }),
+};
+const go = ops[op];
 go().then(
   () => console.log(JSON.stringify({ ok: true })),
   (e) => console.log(JSON.stringify({ ok: false, code: e.code, msg: e.message })),

@@ -11,7 +11,7 @@ import { Registry, type Netns, randomHex, uniqueBridgeName, uniqueContainerId, u
 import { IMPL, PLUGIN_DIR, SPEC_VERSIONS, versionGap, versionGte } from './helpers/plugin-dir';
 import { ConflistRunner, type Json, type NetConfList, expectCniError, gcList, runPlugin } from './helpers/run-plugin';
 import { EchoServer, talk } from './helpers/sockets';
-import { dnatChainName } from '../lib/netfilter/portmap-iptables';
+import { dnatChainName } from '../lib/netfilter/iptables/portmap';
 
 const maybe = process.getuid?.() === 0 ? describe : describe.skip;
 

@@ -20,9 +20,9 @@ import { bestEffort, failpoint, settleAll, withRollback, type Rollback } from '.
 import { enableForwarding } from '../sysctl/forward';
 import { CHECK_LINES, delLinkInNetns, verifyInterface } from '../iproute/iface';
 import { parseCidr, networkAddr, nextIP, formatIP, canonicalIP } from '../ip/cidr';
-import { selectBackend, teardownMasqAll } from '../netfilter/select';
+import { selectDriver, teardownAll } from '../netfilter/select';
+import type { BackendName, MasqSpec } from '../netfilter/driver';
 import { setupMasqWithUndo } from '../netfilter/masq';
-import type { BackendName, MasqSpec } from '../netfilter/backend';
 import { containerAddBatch, gatewayBatch, hostAddBatch } from './batch';
 
 /** How the container is attached: the bridge plugin's keys, after defaults. */
@@ -255,7 +255,7 @@ export async function attachDel(plugin: string, conf: AttachConf, args: CmdArgs,
   await bestEffort(plugin, [
     ipam && ['IPAM DEL', () => ipam.del()],
     ['delete the container interface', () => delLinkInNetns(args.netns, args.ifName)],
-    conf.ipMasq && ['remove masquerade rules', () => teardownMasqAll(masqSpec(conf, args, ips))],
+    conf.ipMasq && ['remove masquerade rules', () => teardownAll(masqSpec(conf, args, ips), ['masq'])],
   ]);
 }
 
@@ -283,7 +283,6 @@ export async function attachCheck(conf: AttachConf, args: CmdArgs, ipam: AttachI
     if (v.master !== conf.bridge) throw new CniError(ErrCode.Internal, `host veth ${hostVeth.name} is not attached to ${conf.bridge}`);
   }
   if (conf.ipMasq && ips.length) {
-    const backend = await selectBackend(conf.ipMasqBackend);
-    await backend.checkMasq(masqSpec(conf, args, ips));
+    await selectDriver(conf.ipMasqBackend).check({ masq: masqSpec(conf, args, ips) });
   }
 }

@@ -1,18 +1,22 @@
 /**
- * Pieces both netfilter backends share: the container addresses in the form the rules need,
- * and the mapping of a failed nft/iptables run to a CniError. Pure except for the types.
+ * Pieces both drivers share: the container addresses and port mappings in the form the rules
+ * need, string checks, the mapping of a failed nft/iptables run to a CniError, and the PATH
+ * lookup behind the drivers' availability. Pure except for onPath's stat calls.
  */
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { CommandError } from '../exec/run';
 import { CniError, ErrCode } from '../skel/errors';
-import { type Family, formatIP, networkOf, parseCidr, formatCidr } from '../ip/cidr';
+import { type Family, formatIP, networkOf, parseCidr, formatCidr, parseIP } from '../ip/cidr';
+import type { Owner, PortMapping } from './driver';
 
-/** One container address as the masquerade rules use it. */
-export interface MasqAddr {
+/** One container address as the rules use it. */
+export interface ContainerAddr {
   family: Family;
   /** The container's address, canonical text ("10.22.0.5", "fd00::5"). */
   ip: string;
+  /** "ip/prefix" as the result gave it. */
+  cidr: string;
   /** Its subnet with host bits cleared ("10.22.0.0/16"). */
   subnet: string;
 }
@@ -21,17 +25,40 @@ export interface MasqAddr {
 export const MULTICAST: Record<Family, string> = { 4: '224.0.0.0/4', 6: 'ff00::/8' };
 
 /** Parses "10.22.0.5/16" style addresses; a malformed one is a config error (code 7). */
-export function parseMasqAddresses(addresses: readonly string[]): MasqAddr[] {
-  const out: MasqAddr[] = [];
-  const seen = new Set<string>();
-  for (const a of addresses) {
+export function containerAddrs(addresses: readonly string[]): ContainerAddr[] {
+  return addresses.map((a) => {
     const c = parseCidr(a);
-    if (!c) throw new CniError(ErrCode.InvalidConfig, `invalid address for masquerade: ${JSON.stringify(a)} (want ip/prefix)`);
-    const m: MasqAddr = { family: c.ip.family, ip: formatIP(c.ip), subnet: formatCidr(networkOf(c)) };
-    const key = `${m.ip}/${m.subnet}`;
-    if (seen.has(key)) continue;
-    seen.add(key);
-    out.push(m);
+    if (!c) throw new CniError(ErrCode.InvalidConfig, `invalid container address ${JSON.stringify(a)} (want ip/prefix)`);
+    return { family: c.ip.family, ip: formatIP(c.ip), cidr: a, subnet: formatCidr(networkOf(c)) };
+  });
+}
+
+/** The families of these addresses in order, or both when there are none. */
+export function familiesOf(addrs: readonly { family: Family }[]): Family[] {
+  return addrs.length === 0 ? [4, 6] : presentFamilies(addrs);
+}
+
+/** The families these addresses have, IPv4 first. */
+export function presentFamilies(addrs: readonly { family: Family }[]): Family[] {
+  return ([4, 6] as const).filter((f) => addrs.some((a) => a.family === f));
+}
+
+/**
+ * The mappings that apply to a container address of this family: a hostIP of the other family
+ * is skipped (as the reference does); returns each with `dst`, the host address to match, or
+ * undefined for "any local address" (no hostIP, or 0.0.0.0 / ::).
+ */
+export function mappingsFor(mappings: readonly PortMapping[], family: Family): (PortMapping & { dst?: string })[] {
+  const out: (PortMapping & { dst?: string })[] = [];
+  for (const m of mappings) {
+    if (!m.hostIP) {
+      out.push({ ...m });
+      continue;
+    }
+    const ip = parseIP(m.hostIP);
+    if (!ip || ip.family !== family) continue;
+    const unspecified = ip.family === 4 ? m.hostIP === '0.0.0.0' : /^[0:]+$/.test(m.hostIP);
+    out.push(unspecified ? { ...m } : { ...m, dst: formatIP(ip) });
   }
   return out;
 }
@@ -42,6 +69,13 @@ export function assertPrintable(what: string, s: string): void {
   if (/[\x00-\x1f\x7f]/.test(s)) {
     throw new CniError(ErrCode.InvalidConfig, `${what} ${JSON.stringify(s)} contains control characters`);
   }
+}
+
+/** The owner's strings, which every layout writes into comments or chain names. */
+export function assertOwner(owner: Owner): void {
+  assertPrintable('network name', owner.network);
+  assertPrintable('container ID', owner.containerID);
+  assertPrintable('interface name', owner.ifName);
 }
 
 const BUSY = /resource busy|resource temporarily unavailable|holding the xtables lock|EAGAIN|EBUSY/i;
@@ -56,8 +90,8 @@ export function netfilterError(context: string, e: unknown): CniError {
   return new CniError(ErrCode.Internal, `${context}: ${e instanceof Error ? e.message : String(e)}`);
 }
 
-/** Options every backend takes. */
-export interface BackendOptions {
+/** Options every driver takes. */
+export interface DriverOptions {
   /**
    * Run the tools inside this network namespace (a path such as /run/netns/x) through
    * nsenter. Unset means the current namespace, which is what a plugin on the host wants.
@@ -80,4 +114,14 @@ export function onPath(name: string, path: string | undefined = process.env.PATH
     }
   }
   return false;
+}
+
+/**
+ * One error for several failures: the only one as it is, else their messages joined, keeping
+ * their code when they share one (e.g. 11 "try again"). Undefined when there are none.
+ */
+export function joinErrors(errors: readonly CniError[], what: string): CniError | undefined {
+  if (errors.length <= 1) return errors[0];
+  const code = errors.every((e) => e.code === errors[0]!.code) ? errors[0]!.code : ErrCode.Internal;
+  return new CniError(code, `${what}: ${errors.map((e) => e.message).join('; ')}`);
 }

@@ -1,8 +1,13 @@
-import { parseSaveTable } from './ipt-save';
-import { emptyRuleset } from './nft-json';
-import type { FirewallSpec } from './firewall';
-import { iptFirewallMissing, iptFirewallSetupScript, iptFirewallTeardownScript } from './firewall-iptables';
-import { nftFirewallSetupScript } from './firewall-nftables';
+import type { Family } from '../ip/cidr';
+import type { FirewallSpec } from './driver';
+import { firewallMissing as iptFirewallMissing, firewallSetupLines, iptFirewall } from './iptables/firewall';
+import { parseSaveTable, restoreScript, type SavedTable } from './iptables/save';
+import { emptyRuleset } from './nftables/json';
+import { firewallSetupLines as nftFirewallSetupLines } from './nftables/firewall';
+
+const iptFirewallSetupScript = (s: FirewallSpec, f: Family, t: SavedTable): string | undefined => restoreScript('filter', firewallSetupLines(s, f, t));
+const iptFirewallTeardownScript = (s: FirewallSpec, f: Family, t: SavedTable): string | undefined => restoreScript('filter', iptFirewall.teardown(s, f, t));
+const nftFirewallSetupScript = (s: FirewallSpec, rs: ReturnType<typeof emptyRuleset>): string => nftFirewallSetupLines(s, rs).join('\n') + '\n';
 
 const S: FirewallSpec = { network: 'net', containerID: 'ctr-a', ifName: 'eth0', addresses: ['10.1.0.5/24'], policy: 'isolated', bridge: 'br0', adminChain: 'CNI-ADMIN' };
 const C = '"name: \\"net\\" id: \\"ctr-a\\""';

@@ -1,14 +1,30 @@
 import { iptCommentOwner, staleContainers, staleNftInstance } from './gc';
 import { chainName, iptablesComment, nftComment, nftOwnerMarker } from './names';
-import { nftMasqGcScript, parseNftListing } from './nftables';
-import { iptMasqGcScript, parseIptablesSave, quoteRestoreWord } from './iptables';
-import { dnatChainName, dnatComment, iptPortsGcScript } from './portmap-iptables';
-import { nftForwardScript, nftPortsGcScript, nftUnforwardScript, OWNER_CHAIN } from './portmap-nftables';
-import { nftFirewallGcScript } from './firewall-nftables';
-import { iptFirewallGcScript } from './firewall-iptables';
-import { parseSaveTable } from './ipt-save';
-import { emptyRuleset, parseNftJson } from './nft-json';
-import type { PortMapSpec } from './portmap';
+import type { Attachment } from './../skel/gc';
+import type { Family } from '../ip/cidr';
+import type { PortMapSpec } from './driver';
+import type { ContainerAddr } from './common';
+import { iptMasq } from './iptables/masq';
+import { dnatChainName, dnatComment, iptPorts } from './iptables/portmap';
+import { iptFirewall } from './iptables/firewall';
+import { parseSaveTable, quoteRestoreWord, restoreScript, type SavedTable } from './iptables/save';
+import { nftMasq } from './nftables/masq';
+import { forwardLines, nftPorts, OWNER_CHAIN, unforwardRules } from './nftables/portmap';
+import { nftFirewall } from './nftables/firewall';
+import { deleteRuleLine, emptyRuleset, type NftRule, type NftRuleset, parseNftJson } from './nftables/json';
+
+const parseNftListing = parseNftJson;
+const parseIptablesSave = (text: string): SavedTable => parseSaveTable(text, 'nat');
+const nftScript = (rules: NftRule[]): string | undefined => (rules.length ? rules.map(deleteRuleLine).join('\n') + '\n' : undefined);
+const nftMasqGcScript = (rs: NftRuleset, network: string, valid: Attachment[]): string | undefined => nftScript(nftMasq.stale(network, valid, rs));
+const nftPortsGcScript = (rs: NftRuleset, network: string, valid: Attachment[]): string | undefined => nftScript(nftPorts.stale(network, valid, rs));
+const nftFirewallGcScript = (rs: NftRuleset, network: string, valid: Attachment[]): string | undefined => nftScript(nftFirewall.stale(network, valid, rs));
+const nftUnforwardScript = (containerID: string, rs: NftRuleset, network: string): string | undefined => nftScript(unforwardRules({ network, containerID }, rs));
+const nftForwardScript = (s: PortMapSpec, addrs: ContainerAddr[], rs: NftRuleset): string => forwardLines(s, addrs, rs).join('\n') + '\n';
+const iptMasqGcScript = (nat: SavedTable, network: string, valid: Attachment[]): string | undefined => restoreScript('nat', iptMasq.gc(network, valid, 4, nat));
+const iptPortsGcScript = (nat: SavedTable, network: string, valid: Attachment[]): string | undefined => restoreScript('nat', iptPorts.gc(network, valid, 4, nat));
+const iptFirewallGcScript = (f: Family, filter: SavedTable, network: string, valid: Attachment[]): string | undefined =>
+  restoreScript('filter', iptFirewall.gc(network, valid, f, filter));
 
 const at = (containerID: string, ifname = 'eth0') => ({ containerID, ifname });
 const nftRule = (family: string, table: string, chain: string, handle: number, comment?: string) => ({ rule: { family, table, chain, handle, comment, expr: [] } });
@@ -87,7 +103,7 @@ describe('port mapping GC', () => {
     mappings: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp', hostIP: '' }], snat: true, masqAll: false, markMasqBit: 13,
   };
   it('nftables ADD writes an owner marker in its own unhooked chain; DEL removes the network\'s marker', () => {
-    const s = nftForwardScript(S, [{ family: 4, ip: '10.1.0.5', cidr: '10.1.0.5/24' }], emptyRuleset())!;
+    const s = nftForwardScript(S, [{ family: 4, ip: '10.1.0.5', cidr: '10.1.0.5/24', subnet: '10.1.0.0/24' }], emptyRuleset());
     expect(s).toContain(`add chain ip cni_hostport ${OWNER_CHAIN}\n`);
     expect(s).toContain(`add rule ip cni_hostport ${OWNER_CHAIN} return comment "${nftOwnerMarker('n1', 'a')}"`);
     const rs = parseNftJson(nftDoc(

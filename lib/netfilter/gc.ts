@@ -10,7 +10,7 @@
  *   network + container, with no interface. A container is stale when this network's comments
  *   name it and no valid attachment has its ID, whatever the interface (conservative: a
  *   container still attached on another interface keeps its rules).
- * - Container ID only (nft port maps, the reference's layout): see portmap-nftables.ts, which
+ * - Container ID only (nft port maps, the reference's layout): see nftables/portmap.ts, which
  *   adds an owner marker so the network is known.
  */
 import type { Attachment } from '../skel/gc';

@@ -5,16 +5,16 @@
 import type { CmdArgs } from '../skel/dispatch';
 import type { IPConfig } from '../types/result';
 import type { Rollback } from '../rollback';
-import type { BackendName, MasqSpec } from './backend';
-import { selectBackend } from './select';
+import type { BackendName, MasqSpec } from './driver';
+import { selectDriver } from './select';
 
 export function masqSpec(network: string, args: Pick<CmdArgs, 'containerID' | 'ifName'>, ips: IPConfig[]): MasqSpec {
   return { network, containerID: args.containerID, ifName: args.ifName, addresses: ips.map((i) => i.address) };
 }
 
-/** Installs the rules on the chosen backend, then pushes their teardown onto `undo`. */
+/** Installs the rules with the chosen driver, then pushes their teardown onto `undo`. */
 export async function setupMasqWithUndo(pref: BackendName | undefined, spec: MasqSpec, undo: Rollback): Promise<void> {
-  const backend = selectBackend(pref);
-  await backend.setupMasq(spec);
-  undo.push('remove masquerade rules', () => backend.teardownMasq(spec));
+  const nf = selectDriver(pref);
+  await nf.setup({ masq: spec });
+  undo.push('remove masquerade rules', () => nf.teardown(spec, ['masq']));
 }

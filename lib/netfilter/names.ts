@@ -100,7 +100,7 @@ export function nftComment(network: string, ifName: string, containerID: string)
 }
 
 /**
- * The owner marker of a port-mapping container in nft (portmap-nftables.ts), whose own rules
+ * The owner marker of a port-mapping container in nft (nftables/portmap.ts), whose own rules
  * carry the container ID alone: `<network hash>-<hash of containerID>, net: …, id: …`, cut to
  * 128 bytes. Its first 33 characters (nftOwnerMarkerKey) identify the (network, container).
  */

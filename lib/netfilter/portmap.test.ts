@@ -1,16 +1,25 @@
 import { setSpawnHook, type RunOptions, type RunResult } from '../exec/run';
-import { mappingsFor, type PortMapSpec } from './portmap';
-import { dnatChainName, iptForwardScript, iptPortsMissing, iptUnforwardScript, markDef } from './portmap-iptables';
-import { NftablesPortForwarder, nftForwardScript, nftUnforwardScript } from './portmap-nftables';
-import { parseSaveTable } from './ipt-save';
-import { emptyRuleset, parseNftJson } from './nft-json';
+import type { PortMapSpec } from './driver';
+import { type ContainerAddr, mappingsFor } from './common';
+import { dnatChainName, forwardLines, portsMissing as iptPortsMissing, unforwardLines, markDef } from './iptables/portmap';
+import { parseSaveTable, restoreScript, type SavedTable } from './iptables/save';
+import { NftablesDriver } from './nftables/driver';
+import { forwardLines as nftForwardLines, unforwardRules } from './nftables/portmap';
+import { deleteRuleLine, emptyRuleset, type NftRuleset, parseNftJson } from './nftables/json';
+
+const iptForwardScript = (s: PortMapSpec, a: ContainerAddr, nat: SavedTable): string | undefined => restoreScript('nat', forwardLines(s, a, nat));
+const iptUnforwardScript = (s: PortMapSpec, nat: SavedTable): string | undefined => restoreScript('nat', unforwardLines(s, nat));
+const nftScript = (lines: string[]): string | undefined => (lines.length ? lines.join('\n') + '\n' : undefined);
+const nftForwardScript = (s: PortMapSpec, addrs: ContainerAddr[], rs: NftRuleset): string | undefined => nftScript(nftForwardLines(s, addrs, rs));
+const nftUnforwardScript = (containerID: string, rs: NftRuleset): string | undefined =>
+  nftScript(unforwardRules({ network: 'net', containerID }, rs).map(deleteRuleLine));
 
 const S: PortMapSpec = {
   network: 'net', containerID: 'ctr-a', ifName: 'eth0', addresses: ['10.1.0.5/24'],
   mappings: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp', hostIP: '' }, { hostPort: 53, containerPort: 53, protocol: 'udp', hostIP: '192.0.2.1' }],
   snat: true, masqAll: false, markMasqBit: 13,
 };
-const A4 = { family: 4 as const, ip: '10.1.0.5', cidr: '10.1.0.5/24' };
+const A4 = { family: 4 as const, ip: '10.1.0.5', cidr: '10.1.0.5/24', subnet: '10.1.0.0/24' };
 const DN = dnatChainName('net', 'ctr-a');
 
 describe('portmap iptables text', () => {
@@ -68,7 +77,7 @@ describe('portmap nftables text', () => {
       return { stdout: calls.length === 1 ? listing : '', stderr: '', exitCode: 0 };
     });
     try {
-      await new NftablesPortForwarder().unforwardPorts(S);
+      await new NftablesDriver().teardown(S, ['ports']);
     } finally {
       setSpawnHook(undefined);
     }

@@ -1,6 +1,9 @@
 import { setSpawnHook, type RunResult } from '../exec/run';
 import { onPath } from './common';
-import { availableBackends, selectBackend, teardownMasqAll } from './select';
+import { availableBackends, selectDriver as selectBackend, teardownAll } from './select';
+import type { OwnerHint } from './driver';
+
+const teardownMasqAll = (o: OwnerHint, opts: Parameters<typeof teardownAll>[2]): Promise<void> => teardownAll(o, ['masq'], opts);
 
 const both = { nftables: true, iptables: true };
 
@@ -53,5 +56,24 @@ describe('teardownMasqAll', () => {
     });
     await expect(teardownMasqAll({ ...spec, addresses: ['10.0.0.2/24'] }, { available: both })).rejects.toThrow(/boom/);
     expect(argv0).toEqual(['iptables-save', 'nft']);
+  });
+});
+
+describe('the null driver', () => {
+  afterEach(() => setSpawnHook(undefined));
+  it('is chosen only by name, and spawns nothing', async () => {
+    let spawned = 0;
+    setSpawnHook(async (): Promise<RunResult> => {
+      spawned++;
+      return { stdout: '', stderr: '', exitCode: 0 };
+    });
+    const d = selectBackend('none', { available: both });
+    expect(d.name).toBe('none');
+    const owner = { network: 'n', containerID: 'c', ifName: 'eth0', addresses: ['10.0.0.2/24'] };
+    await d.setup({ masq: owner });
+    await d.check({ masq: owner });
+    await d.teardown(owner, ['masq', 'ports', 'firewall']);
+    await d.gc('n', [], ['masq', 'ports', 'firewall']);
+    expect(spawned).toBe(0);
   });
 });

@@ -15,7 +15,7 @@ import type { Result } from '../../lib/types/result';
 import { ipamAdd, ipamExec } from '../../lib/ipam/exec';
 import { bestEffort } from '../../lib/rollback';
 import { attachAdd, attachCheck, attachDel, type AttachIpam } from '../../lib/bridge/attach';
-import { gcMasqAll } from '../../lib/netfilter/select';
+import { gcAll } from '../../lib/netfilter/select';
 import { validAttachments } from '../../lib/skel/gc';
 import { loadNetConf, type BridgeConf } from './config';
 
@@ -52,7 +52,7 @@ export async function cmdGc(args: CmdArgs): Promise<void> {
   const valid = validAttachments(args.conf);
   await bestEffort(
     'bridge',
-    [conf.hasIpam && ['IPAM GC', () => ipamExec('GC', args)], conf.ipMasq && ['masquerade GC', () => gcMasqAll(conf.name, valid)]],
+    [conf.hasIpam && ['IPAM GC', () => ipamExec('GC', args)], conf.ipMasq && ['masquerade GC', () => gcAll(conf.name, valid, ['masq'])]],
     'GC',
   );
 }

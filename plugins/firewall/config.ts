@@ -6,8 +6,8 @@ import type { CmdArgs } from '../../lib/skel/dispatch';
 import { CniError, ErrCode } from '../../lib/skel/errors';
 import { validateConf } from '../../lib/schema/validate';
 import { firewall as validateFirewall } from '../../lib/generated/validators';
-import type { BackendName } from '../../lib/netfilter/backend';
-import type { IngressPolicy } from '../../lib/netfilter/firewall';
+import type { BackendName } from '../../lib/netfilter/driver';
+import type { IngressPolicy } from '../../lib/netfilter/driver';
 
 export const DEFAULT_ADMIN_CHAIN = 'CNI-ADMIN';
 

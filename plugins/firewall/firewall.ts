@@ -11,8 +11,8 @@
 import type { CmdArgs } from '../../lib/skel/dispatch';
 import { CniError, ErrCode } from '../../lib/skel/errors';
 import type { Result } from '../../lib/types/result';
-import { availableBackends, selectBackend } from '../../lib/netfilter/select';
-import { type FirewallSpec, gcFirewallAll, makeFirewall, teardownFirewallAll } from '../../lib/netfilter/firewall';
+import { gcAll, selectDriver, teardownAll } from '../../lib/netfilter/select';
+import type { FirewallSpec } from '../../lib/netfilter/driver';
 import { validAttachments } from '../../lib/skel/gc';
 import { loadNetConf, type FirewallConf } from './config';
 
@@ -30,10 +30,6 @@ function spec(conf: FirewallConf, args: CmdArgs): FirewallSpec {
   };
 }
 
-function backendFor(conf: FirewallConf) {
-  return makeFirewall(conf.backend ?? selectBackend(undefined).name);
-}
-
 function requireBridge(conf: FirewallConf, s: FirewallSpec): void {
   if (conf.policy !== 'open' && !s.bridge) {
     throw new CniError(
@@ -48,9 +44,8 @@ export async function cmdAdd(args: CmdArgs): Promise<Result> {
   if (!args.prevResult) throw new CniError(ErrCode.InvalidConfig, 'missing prevResult from earlier plugin');
   const s = spec(conf, args);
   requireBridge(conf, s);
-  const fw = backendFor(conf);
-  // One transaction: it either applies whole or not at all, so there is nothing to roll back.
-  await fw.setupFirewall(s);
+  // One transaction (iptables: both families, or the first one undone): nothing to roll back here.
+  await selectDriver(conf.backend).setup({ firewall: s });
   return args.prevResult;
 }
 
@@ -58,7 +53,7 @@ export async function cmdDel(args: CmdArgs): Promise<void> {
   const conf = loadNetConf(args);
   // Keyed on the container ID: works with an empty CNI_NETNS and without prevResult; the
   // prevResult's addresses, when given, also catch the reference's uncommented rules.
-  await teardownFirewallAll(spec(conf, args), availableBackends());
+  await teardownAll(spec(conf, args), ['firewall']);
 }
 
 export async function cmdCheck(args: CmdArgs): Promise<void> {
@@ -66,11 +61,11 @@ export async function cmdCheck(args: CmdArgs): Promise<void> {
   if (!args.prevResult) throw new CniError(ErrCode.InvalidConfig, 'missing prevResult from earlier plugin');
   const s = spec(conf, args);
   requireBridge(conf, s);
-  await backendFor(conf).checkFirewall(s);
+  await selectDriver(conf.backend).check({ firewall: s });
 }
 
 /** GC: removes, on every installed backend, the per-container rules of this network's attachments not in cni.dev/valid-attachments. */
 export async function cmdGc(args: CmdArgs): Promise<void> {
   const conf = loadNetConf(args);
-  await gcFirewallAll(conf.name, validAttachments(args.conf), availableBackends());
+  await gcAll(conf.name, validAttachments(args.conf), ['firewall']);
 }

@@ -6,25 +6,18 @@ import type { CmdArgs } from '../../lib/skel/dispatch';
 import { CniError, ErrCode } from '../../lib/skel/errors';
 import { validateConf } from '../../lib/schema/validate';
 import { portmap as validatePortmap } from '../../lib/generated/validators';
-import type { BackendName } from '../../lib/netfilter/backend';
-import type { PortMapping, Protocol } from '../../lib/netfilter/portmap';
+import type { BackendName, Owner, PortMapping, PortMapSpec, Protocol } from '../../lib/netfilter/driver';
 import { parseIP } from '../../lib/ip/cidr';
 import type { Result } from '../../lib/types/result';
 
 export const DEFAULT_MARK_BIT = 13;
 
-export interface PortMapConf {
+/** The mapping part is the driver's PortMapSpec without its owner. */
+export interface PortMapConf extends Omit<PortMapSpec, keyof Owner> {
   cniVersion: string;
   name: string;
-  snat: boolean;
-  masqAll: boolean;
-  markMasqBit: number;
-  externalSetMarkChain?: string;
-  conditionsV4?: string[];
-  conditionsV6?: string[];
   /** Explicit backend, or undefined for the project's default. */
   backend?: BackendName;
-  mappings: PortMapping[];
   /** First IPv4 and first IPv6 address ("ip/prefix") of the container interface in prevResult. */
   addresses: string[];
   /** The host-side interface the container is routed through (for route_localnet), if known. */

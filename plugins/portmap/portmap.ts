@@ -15,9 +15,8 @@ import { writeFileSync, existsSync } from 'node:fs';
 import type { CmdArgs } from '../../lib/skel/dispatch';
 import { CniError, ErrCode } from '../../lib/skel/errors';
 import type { Result } from '../../lib/types/result';
-import { availableBackends, selectBackend } from '../../lib/netfilter/select';
-import type { BackendName } from '../../lib/netfilter/backend';
-import { gcPortsAll, makePortForwarder, type PortMapSpec, unforwardPortsAll } from '../../lib/netfilter/portmap';
+import { gcAll, selectDriver, teardownAll } from '../../lib/netfilter/select';
+import type { PortMapSpec } from '../../lib/netfilter/driver';
 import { validAttachments } from '../../lib/skel/gc';
 import { withRollback } from '../../lib/rollback';
 import { loadNetConf, type PortMapConf } from './config';
@@ -36,11 +35,6 @@ function spec(conf: PortMapConf, args: CmdArgs): PortMapSpec {
     conditionsV4: conf.conditionsV4,
     conditionsV6: conf.conditionsV6,
   };
-}
-
-/** The backend for ADD and CHECK: explicit, else the project's rule (lib/netfilter/select.ts). */
-function backendName(conf: PortMapConf): BackendName {
-  return conf.backend ?? selectBackend(undefined).name;
 }
 
 /**
@@ -66,10 +60,11 @@ export async function cmdAdd(args: CmdArgs): Promise<Result> {
   // No mappings: nothing to do and nothing spawned (plugins#464).
   if (conf.mappings.length === 0 || conf.addresses.length === 0) return args.prevResult;
   const s = spec(conf, args);
-  const fwd = makePortForwarder(backendName(conf));
+  // The driver for ADD and CHECK: explicit, else the project's rule (lib/netfilter/select.ts).
+  const nf = selectDriver(conf.backend);
   return withRollback(async (undo) => {
-    await fwd.forwardPorts(s);
-    undo.push('remove port mappings', () => fwd.unforwardPorts(s));
+    await nf.setup({ ports: s });
+    undo.push('remove port mappings', () => nf.teardown(s, ['ports']));
     if (conf.snat && conf.addresses.some((a) => !a.includes(':'))) enableRouteLocalnet(conf.hostIf);
     return args.prevResult!;
   });
@@ -79,14 +74,14 @@ export async function cmdDel(args: CmdArgs): Promise<void> {
   // Validates the config (a broken one is still an error) but needs nothing from it beyond the
   // network name: the owner alone finds the rules, on every installed backend.
   const conf = loadNetConf(args);
-  await unforwardPortsAll({ network: conf.name, containerID: args.containerID, ifName: args.ifName }, availableBackends());
+  await teardownAll({ network: conf.name, containerID: args.containerID, ifName: args.ifName }, ['ports']);
 }
 
 export async function cmdCheck(args: CmdArgs): Promise<void> {
   const conf = loadNetConf(args);
   if (!args.prevResult) throw new CniError(ErrCode.InvalidConfig, 'Required prevResult missing');
   if (conf.mappings.length === 0 || conf.addresses.length === 0) return;
-  await makePortForwarder(backendName(conf)).checkPorts(spec(conf, args));
+  await selectDriver(conf.backend).check({ ports: spec(conf, args) });
 }
 
 /**
@@ -95,5 +90,5 @@ export async function cmdCheck(args: CmdArgs): Promise<void> {
  */
 export async function cmdGc(args: CmdArgs): Promise<void> {
   const conf = loadNetConf(args);
-  await gcPortsAll(conf.name, validAttachments(args.conf), availableBackends());
+  await gcAll(conf.name, validAttachments(args.conf), ['ports']);
 }

@@ -6,7 +6,7 @@ import type { CmdArgs, NetConf } from '../../lib/skel/dispatch';
 import { CniError, ErrCode } from '../../lib/skel/errors';
 import { validateConf } from '../../lib/schema/validate';
 import { ptp as validatePtp } from '../../lib/generated/validators';
-import type { BackendName } from '../../lib/netfilter/backend';
+import type { BackendName } from '../../lib/netfilter/driver';
 
 export interface PtpConf {
   cniVersion: string;

@@ -21,7 +21,7 @@ import { ipamAdd, ipamExec } from '../../lib/ipam/exec';
 import { bestEffort, failpoint, settleAll, withRollback, type Rollback } from '../../lib/rollback';
 import { enableForwarding } from '../../lib/sysctl/forward';
 import { canonicalIP, formatIP, networkAddr, parseCidr } from '../../lib/ip/cidr';
-import { gcMasqAll, selectBackend, teardownMasqAll } from '../../lib/netfilter/select';
+import { gcAll, selectDriver, teardownAll } from '../../lib/netfilter/select';
 import { masqSpec, setupMasqWithUndo } from '../../lib/netfilter/masq';
 import { validAttachments } from '../../lib/skel/gc';
 import { loadNetConf, type PtpConf } from './config';
@@ -131,7 +131,7 @@ export async function cmdDel(args: CmdArgs): Promise<void> {
   await bestEffort('ptp', [
     ['IPAM DEL', () => ipamExec('DEL', args)],
     inNetns ? ['delete the container interface', () => delLinkInNetns(args.netns, args.ifName)] : hostVeth !== undefined && ['delete the host veth', () => delHostVeth(hostVeth)],
-    conf.ipMasq && ['remove masquerade rules', () => teardownMasqAll(masqSpec(conf.name, args, ips))],
+    conf.ipMasq && ['remove masquerade rules', () => teardownAll(masqSpec(conf.name, args, ips), ['masq'])],
   ]);
 }
 
@@ -196,7 +196,7 @@ export async function cmdCheck(args: CmdArgs): Promise<void> {
       if (!(hRoutes ?? []).some((r) => (r.table ?? 'main') === 'main' && routeDst(r) === to && !r.gateway)) fail(`host route to ${to} via ${hostVeth} not found`);
     }
   }
-  if (conf.ipMasq && ips.length) await selectBackend(conf.ipMasqBackend).checkMasq(masqSpec(conf.name, args, ips));
+  if (conf.ipMasq && ips.length) await selectDriver(conf.ipMasqBackend).check({ masq: masqSpec(conf.name, args, ips) });
 }
 
 /**
@@ -207,7 +207,7 @@ export async function cmdCheck(args: CmdArgs): Promise<void> {
 export async function cmdGc(args: CmdArgs): Promise<void> {
   const conf = loadNetConf(args);
   const valid = validAttachments(args.conf);
-  await bestEffort('ptp', [['IPAM GC', () => ipamExec('GC', args)], conf.ipMasq && ['masquerade GC', () => gcMasqAll(conf.name, valid)]], 'GC');
+  await bestEffort('ptp', [['IPAM GC', () => ipamExec('GC', args)], conf.ipMasq && ['masquerade GC', () => gcAll(conf.name, valid, ['masq'])]], 'GC');
 }
 
 /** STATUS concerns the addresses: forwarded to the IPAM. */

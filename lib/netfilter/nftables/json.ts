@@ -1,31 +1,11 @@
 /**
- * Reading `nft -j list …` output into tables, chains and rules, for the portmap and firewall
- * backends (which may own tables in several families), and the read-build-apply transaction
- * every nftables backend uses.
+ * `nft -j list …` output for the nftables driver: the one parser (tables, chains and rules of
+ * every family the listing holds) and the readers of a rule's expressions the layouts match on.
+ * Pure.
  */
-import { CniError, ErrCode } from '../skel/errors';
-import { CommandError, run } from '../exec/run';
+import { CniError, ErrCode } from '../../skel/errors';
 
-/**
- * One transaction: reads, builds the `nft -f -` input from what it read and applies it. If nft
- * says a rule or table it meant to touch is gone (a concurrent DEL), it reads and tries once
- * more. `build` returning undefined means nothing to do.
- */
-export async function nftReadThenApply<T>(netns: string | undefined, read: () => Promise<T>, build: (t: T) => string | undefined): Promise<void> {
-  for (let attempt = 0; ; attempt++) {
-    const script = build(await read());
-    if (script === undefined) return;
-    try {
-      await run(['nft', '-f', '-'], { netns, input: script });
-      return;
-    } catch (e) {
-      if (attempt === 0 && e instanceof CommandError && /No such file or directory/i.test(e.stderr)) continue;
-      throw e;
-    }
-  }
-}
-
-export interface NftJsonRule {
+export interface NftRule {
   family: string;
   table: string;
   chain: string;
@@ -39,7 +19,7 @@ export interface NftRuleset {
   tables: Set<string>;
   /** "family table chain" of every chain. */
   chains: Set<string>;
-  rules: NftJsonRule[];
+  rules: NftRule[];
 }
 
 export const emptyRuleset = (): NftRuleset => ({ tables: new Set(), chains: new Set(), rules: [] });
@@ -55,7 +35,8 @@ export function parseNftJson(json: string): NftRuleset {
   const items = (doc as { nftables?: unknown })?.nftables;
   if (!Array.isArray(items)) throw new CniError(ErrCode.Internal, 'nft JSON output has no "nftables" array');
   const out = emptyRuleset();
-  for (const it of items as Record<string, Record<string, unknown>>[]) {
+  for (const it of items as (Record<string, Record<string, unknown>> | null)[]) {
+    if (!it || typeof it !== 'object') continue;
     if (it.table) out.tables.add(`${it.table.family} ${it.table.name}`);
     else if (it.chain) out.chains.add(`${it.chain.family} ${it.chain.table} ${it.chain.name}`);
     else if (it.rule) {
@@ -73,6 +54,14 @@ export function parseNftJson(json: string): NftRuleset {
   return out;
 }
 
+/** The rules of one table ("inet cni_plugins_masquerade"), optionally of one chain. */
+export function rulesOf(rs: NftRuleset, table: string, chain?: string): NftRule[] {
+  return rs.rules.filter((r) => `${r.family} ${r.table}` === table && (chain === undefined || r.chain === chain));
+}
+
+/** The line that deletes a rule by its handle. */
+export const deleteRuleLine = (r: NftRule): string => `delete rule ${r.family} ${r.table} ${r.chain} handle ${r.handle}`;
+
 /** Every object nested anywhere in a rule's expressions (to find matches, dnat, verdicts). */
 export function walk(x: unknown, visit: (o: Record<string, unknown>) => void): void {
   if (Array.isArray(x)) for (const y of x) walk(y, visit);
@@ -83,7 +72,7 @@ export function walk(x: unknown, visit: (o: Record<string, unknown>) => void): v
 }
 
 /** The destination port a rule matches (`tcp dport 8080`, `th dport 8080`), if any. */
-export function ruleDport(r: NftJsonRule): number | undefined {
+export function ruleDport(r: NftRule): number | undefined {
   let port: number | undefined;
   walk(r.expr, (o) => {
     const m = o.match as { left?: { payload?: { field?: string } }; right?: unknown } | undefined;
@@ -93,7 +82,7 @@ export function ruleDport(r: NftJsonRule): number | undefined {
 }
 
 /** The address and port of a rule's dnat statement, if any. */
-export function ruleDnat(r: NftJsonRule): { addr?: string; port?: number } | undefined {
+export function ruleDnat(r: NftRule): { addr?: string; port?: number } | undefined {
   let d: { addr?: string; port?: number } | undefined;
   walk(r.expr, (o) => {
     const x = o.dnat as { addr?: unknown; port?: unknown } | undefined;
@@ -103,7 +92,7 @@ export function ruleDnat(r: NftJsonRule): { addr?: string; port?: number } | und
 }
 
 /** The chain a rule jumps or goes to, if any. */
-export function ruleJump(r: NftJsonRule): string | undefined {
+export function ruleJump(r: NftRule): string | undefined {
   let t: string | undefined;
   walk(r.expr, (o) => {
     const j = (o.jump ?? o.goto) as { target?: string } | undefined;

@@ -1,5 +1,5 @@
 /**
- * Port forwarding with iptables, in the reference's layout (plugins:plugins/meta/portmap/
+ * The iptables driver's port-forwarding layout, the reference's (plugins:plugins/meta/portmap/
  * portmap_iptables.go), nat table of iptables (IPv4) / ip6tables (IPv6):
  *
  *   PREROUTING, OUTPUT:   -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT
@@ -14,23 +14,18 @@
  *
  * CNI-DN-<hash> = "CNI-DN-" + sha512(network + containerID), 28 chars: the owner alone finds it,
  * so DEL needs no addresses and no runtimeConfig. The shared chains are never removed (as in the
- * reference). A chain CNI-SN-<hash> of old reference versions is removed too.
- *
- * Processes, per family: forward = 1 read (iptables-save -t nat) + 1 iptables-restore;
- * unforward = 1 read + 1 write (no write when nothing is there), both families;
- * check = 1 read per family of the container's addresses (not IPv6 without an IPv6 address,
- * unlike the reference: plugins#819).
+ * reference). A chain CNI-SN-<hash> of old reference versions is removed too. CHECK reads only
+ * the families of the container's addresses (never IPv6 without an IPv6 address, unlike the
+ * reference: plugins#819). Pure.
  */
-import { CniError, ErrCode } from '../skel/errors';
-import type { Family } from '../ip/cidr';
-import type { Owner } from './backend';
-import { assertPrintable, type BackendOptions, netfilterError } from './common';
-import { quoteRestoreWord } from './iptables';
-import { chainNameWithPrefix, iptablesComment } from './names';
-import { addrOpt, commentOf, deleteLine, forEachInstalledFamily, opt, parseSaveTable, readThenApply, saveTable, type SavedRule, type SavedTable, targetOf } from './ipt-save';
-import type { Attachment } from '../skel/gc';
-import { staleContainers } from './gc';
-import { type ContainerAddr, containerAddrs, mappingsFor, type PortForwarder, type PortMapSpec } from './portmap';
+import type { Family } from '../../ip/cidr';
+import type { Attachment } from '../../skel/gc';
+import type { Owner, PortMapSpec } from '../driver';
+import { assertOwner, assertPrintable, type ContainerAddr, containerAddrs, mappingsFor, presentFamilies } from '../common';
+import { chainNameWithPrefix, iptablesComment } from '../names';
+import { staleContainers } from '../gc';
+import { deleteLine, opt, quoteRestoreWord, type SavedRule, type SavedTable } from './save';
+import type { IptLayout } from './driver';
 
 export const TOP_DNAT_CHAIN = 'CNI-HOSTPORT-DNAT';
 export const SETMARK_CHAIN = 'CNI-HOSTPORT-SETMARK';
@@ -54,7 +49,7 @@ export function markDef(bit: number): string {
 const q = quoteRestoreWord;
 const hostPortOf = (ip: ContainerAddr, port: number): string => (ip.family === 6 ? `[${ip.ip}]:${port}` : `${ip.ip}:${port}`);
 
-/** The per-container chain's rules, in order (pure). */
+/** The per-container chain's rules, in order. */
 export function dnatChainRules(spec: PortMapSpec, a: ContainerAddr): string[] {
   const chain = dnatChainName(spec.network, spec.containerID);
   const setMark = spec.externalSetMarkChain ?? SETMARK_CHAIN;
@@ -71,7 +66,7 @@ export function dnatChainRules(spec: PortMapSpec, a: ContainerAddr): string[] {
   return lines;
 }
 
-/** The CNI-HOSTPORT-DNAT rules that send the container's ports to its chain (pure). */
+/** The CNI-HOSTPORT-DNAT rules that send the container's ports to its chain. */
 export function entryRules(spec: PortMapSpec, a: ContainerAddr): string[] {
   const chain = dnatChainName(spec.network, spec.containerID);
   const comment = q(dnatComment(spec.network, spec.containerID));
@@ -94,16 +89,13 @@ export function entryRules(spec: PortMapSpec, a: ContainerAddr): string[] {
   return lines;
 }
 
-const isTopJump = (r: SavedRule, from: string): boolean => r.chain === from && targetOf(r) === TOP_DNAT_CHAIN && r.words.includes('LOCAL');
+const isTopJump = (r: SavedRule, from: string): boolean => r.chain === from && r.target === TOP_DNAT_CHAIN && r.words.includes('LOCAL');
 
-/**
- * The iptables-restore input that installs one family's mappings given the nat table as read
- * (pure); undefined when the family has no mapping to install.
- */
-export function iptForwardScript(spec: PortMapSpec, a: ContainerAddr, nat: SavedTable): string | undefined {
-  assertOwnerStrings(spec);
+/** The lines that install one address's mappings given the nat table as read; none when it has no mapping. */
+export function forwardLines(spec: PortMapSpec, a: ContainerAddr, nat: SavedTable): string[] {
+  validate(spec);
   const rules = dnatChainRules(spec, a);
-  if (rules.length === 0) return undefined;
+  if (rules.length === 0) return [];
   const chain = dnatChainName(spec.network, spec.containerID);
   const lines: string[] = [];
   const declare = (c: string): void => {
@@ -113,15 +105,15 @@ export function iptForwardScript(spec: PortMapSpec, a: ContainerAddr, nat: Saved
   if (spec.snat && spec.externalSetMarkChain === undefined) {
     const mark = markDef(spec.markMasqBit);
     declare(SETMARK_CHAIN);
-    if (!nat.rules.some((r) => r.chain === SETMARK_CHAIN && targetOf(r) === 'MARK' && r.words.includes(mark))) {
+    if (!nat.rules.some((r) => r.chain === SETMARK_CHAIN && r.target === 'MARK' && r.words.includes(mark))) {
       lines.push(`-A ${SETMARK_CHAIN} -m comment --comment ${q(SETMARK_COMMENT)} -j MARK --set-xmark ${mark}`);
     }
     declare(MASQ_CHAIN);
-    if (!nat.rules.some((r) => r.chain === MASQ_CHAIN && targetOf(r) === 'MASQUERADE' && r.words.includes(mark))) {
+    if (!nat.rules.some((r) => r.chain === MASQ_CHAIN && r.target === 'MASQUERADE' && r.words.includes(mark))) {
       lines.push(`-A ${MASQ_CHAIN} -m mark --mark ${mark} -j MASQUERADE`);
     }
     // First in POSTROUTING, or bridge/ptp masquerade rules would catch the packets before it.
-    if (!nat.rules.some((r) => r.chain === 'POSTROUTING' && targetOf(r) === MASQ_CHAIN)) {
+    if (!nat.rules.some((r) => r.chain === 'POSTROUTING' && r.target === MASQ_CHAIN)) {
       lines.push(`-I POSTROUTING 1 -m comment --comment ${q(MASQ_COMMENT)} -j ${MASQ_CHAIN}`);
     }
   }
@@ -132,125 +124,78 @@ export function iptForwardScript(spec: PortMapSpec, a: ContainerAddr, nat: Saved
   // The container's chain is written whole (declared, so emptied if it was there), and its
   // entry rules replaced: a repeated ADD converges instead of piling up rules.
   lines.push(`:${chain} - [0:0]`);
-  lines.push(...nat.rules.filter((r) => r.chain === TOP_DNAT_CHAIN && targetOf(r) === chain).map(deleteLine));
+  lines.push(...nat.rules.filter((r) => r.chain === TOP_DNAT_CHAIN && r.target === chain).map(deleteLine));
   lines.push(...rules);
   // Inserted at position 1 each, so insert in reverse to keep their order; the newest
   // container claiming a port wins, as in the reference.
   lines.push(...entryRules(spec, a).reverse());
-  return ['*nat', ...lines, 'COMMIT', ''].join('\n');
+  return lines;
 }
 
-/** The iptables-restore input that removes the owner's chains and every jump to them (pure). */
-export function iptUnforwardScript(owner: Owner, nat: SavedTable): string | undefined {
-  return natScript(iptUnforwardLines(owner.network, owner.containerID, nat));
-}
-
-function iptUnforwardLines(network: string, containerID: string, nat: SavedTable): string[] {
-  const mine = [dnatChainName(network, containerID), oldSnatChainName(network, containerID)];
-  const lines = nat.rules.filter((r) => mine.includes(targetOf(r) ?? '') && !mine.includes(r.chain)).map(deleteLine);
+/** The lines that remove the owner's chains and every jump to them. */
+export function unforwardLines(owner: Pick<Owner, 'network' | 'containerID'>, nat: SavedTable): string[] {
+  const mine = [dnatChainName(owner.network, owner.containerID), oldSnatChainName(owner.network, owner.containerID)];
+  const lines = nat.rules.filter((r) => mine.includes(r.target ?? '') && !mine.includes(r.chain)).map(deleteLine);
   for (const c of mine) if (nat.chains.has(c)) lines.push(`-F ${c}`, `-X ${c}`);
   return lines;
 }
 
-const natScript = (lines: string[]): string | undefined => (lines.length ? ['*nat', ...lines, 'COMMIT', ''].join('\n') : undefined);
-
-/**
- * The GC input for one family (pure): the unforward of every container whose entry rules in
- * CNI-HOSTPORT-DNAT carry this network's `dnat name: … id: …` comment and that has no valid
- * attachment on any interface (the layout is per network and container). A CNI-DN chain
- * without an entry rule names no network and stays.
- */
-export function iptPortsGcScript(nat: SavedTable, network: string, valid: readonly Attachment[]): string | undefined {
-  const comments = nat.rules.filter((r) => r.chain === TOP_DNAT_CHAIN).map(commentOf);
-  return natScript(staleContainers(comments, network, valid, 'dnat ').flatMap((cid) => iptUnforwardLines(network, cid, nat)));
-}
-
-/** What forward would have made for this address that is not in the table (pure). */
-export function iptPortsMissing(spec: PortMapSpec, a: ContainerAddr, nat: SavedTable): string[] {
+/** What forward would have made for this address that is not in the table. */
+export function portsMissing(spec: PortMapSpec, a: ContainerAddr, nat: SavedTable): string[] {
   const tool = a.family === 4 ? 'iptables' : 'ip6tables';
   const want = mappingsFor(spec.mappings, a.family);
   if (want.length === 0) return [];
   const chain = dnatChainName(spec.network, spec.containerID);
   if (!nat.chains.has(chain)) return [`${tool} nat chain ${chain} does not exist`];
-  const missing: string[] = [];
+  const out: string[] = [];
   for (const from of ['PREROUTING', 'OUTPUT']) {
-    if (!nat.rules.some((r) => isTopJump(r, from))) missing.push(`${tool} ${from}: no jump to ${TOP_DNAT_CHAIN}`);
+    if (!nat.rules.some((r) => isTopJump(r, from))) out.push(`${tool} ${from}: no jump to ${TOP_DNAT_CHAIN}`);
   }
-  const entries = nat.rules.filter((r) => r.chain === TOP_DNAT_CHAIN && targetOf(r) === chain);
+  const entries = nat.rules.filter((r) => r.chain === TOP_DNAT_CHAIN && r.target === chain);
   for (const m of want) {
     const ports = (r: SavedRule): string[] => (opt(r.words, '--dports', '--destination-ports') ?? '').split(',');
     if (!entries.some((r) => opt(r.words, '-p') === m.protocol && ports(r).includes(String(m.hostPort)))) {
-      missing.push(`${tool} ${TOP_DNAT_CHAIN}: no entry for ${m.protocol}/${m.hostPort} to ${chain}`);
+      out.push(`${tool} ${TOP_DNAT_CHAIN}: no entry for ${m.protocol}/${m.hostPort} to ${chain}`);
     }
     const dnat = nat.rules.some(
       (r) =>
         r.chain === chain &&
-        targetOf(r) === 'DNAT' &&
+        r.target === 'DNAT' &&
         opt(r.words, '-p') === m.protocol &&
         opt(r.words, '--dport') === String(m.hostPort) &&
         opt(r.words, '--to-destination') === hostPortOf(a, m.containerPort) &&
-        (m.dst === undefined || addrOpt(r, '-d')?.split('/')[0] === m.dst),
+        (m.dst === undefined || r.dest?.split('/')[0] === m.dst),
     );
-    if (!dnat) missing.push(`${tool} ${chain}: no DNAT ${m.protocol}/${m.hostPort} → ${hostPortOf(a, m.containerPort)}`);
+    if (!dnat) out.push(`${tool} ${chain}: no DNAT ${m.protocol}/${m.hostPort} → ${hostPortOf(a, m.containerPort)}`);
   }
-  return missing;
+  return out;
 }
 
-function assertOwnerStrings(spec: PortMapSpec): void {
-  assertPrintable('network name', spec.network);
-  assertPrintable('container ID', spec.containerID);
+function validate(spec: PortMapSpec): void {
+  containerAddrs(spec.addresses);
+  assertOwner(spec);
   for (const c of [...(spec.conditionsV4 ?? []), ...(spec.conditionsV6 ?? [])]) assertPrintable('condition', c);
   if (spec.externalSetMarkChain !== undefined) assertPrintable('externalSetMarkChain', spec.externalSetMarkChain);
 }
 
-export class IptablesPortForwarder implements PortForwarder {
-  readonly name = 'iptables' as const;
-  constructor(private readonly opts: BackendOptions = {}) {}
+const addrsOf = (spec: PortMapSpec, family: Family): ContainerAddr[] => containerAddrs(spec.addresses).filter((a) => a.family === family);
 
-  /** One read of a family's nat table; a table the kernel lacks reads as empty. */
-  async readNat(family: Family): Promise<SavedTable> {
-    return parseSaveTable(await saveTable(family, 'nat', this.opts.netns), 'nat');
-  }
-
-  /** Read, build, apply; once more from a fresh read if a rule to delete vanished meanwhile. */
-  private readThenApply(family: Family, build: (nat: SavedTable) => string | undefined): Promise<void> {
-    return readThenApply(family, this.opts.netns, () => this.readNat(family), build);
-  }
-
-  async forwardPorts(spec: PortMapSpec): Promise<void> {
-    try {
-      for (const a of containerAddrs(spec.addresses)) await this.readThenApply(a.family, (nat) => iptForwardScript(spec, a, nat));
-    } catch (e) {
-      throw netfilterError(`failed to set up port mappings (iptables) for ${spec.containerID}`, e);
-    }
-  }
-
-  async checkPorts(spec: PortMapSpec): Promise<void> {
-    const missing: string[] = [];
-    for (const a of containerAddrs(spec.addresses)) {
-      let nat: SavedTable;
-      try {
-        nat = await this.readNat(a.family);
-      } catch (e) {
-        throw netfilterError('failed to read iptables port mappings', e);
-      }
-      missing.push(...iptPortsMissing(spec, a, nat));
-    }
-    if (missing.length) throw new CniError(ErrCode.Internal, `port mappings (iptables) for ${spec.containerID} are incomplete: ${missing.join('; ')}`);
-  }
-
-  async unforwardPorts(owner: Owner): Promise<void> {
-    await forEachInstalledFamily(
-      (tool) => `failed to remove port mappings (${tool}) for ${owner.containerID}`,
-      (f) => this.readThenApply(f, (nat) => iptUnforwardScript(owner, nat)),
-    );
-  }
-
-  async gcPorts(network: string, valid: readonly Attachment[]): Promise<void> {
-    assertPrintable('network name', network);
-    await forEachInstalledFamily(
-      (tool) => `failed to garbage-collect port mappings (${tool}) of network ${network}`,
-      (f) => this.readThenApply(f, (nat) => iptPortsGcScript(nat, network, valid)),
-    );
-  }
-}
+export const iptPorts: IptLayout<PortMapSpec> = {
+  table: 'nat',
+  validate,
+  families: (spec) => presentFamilies(containerAddrs(spec.addresses)),
+  setup: (spec, family, nat) => addrsOf(spec, family).flatMap((a) => forwardLines(spec, a, nat)),
+  missing: (spec, family, nat) => addrsOf(spec, family).flatMap((a) => portsMissing(spec, a, nat)),
+  teardownFamilies: () => [4, 6],
+  teardown: (owner, _family, nat) => unforwardLines(owner, nat),
+  /**
+   * The unforward of every container whose entry rules in CNI-HOSTPORT-DNAT carry this
+   * network's `dnat name: … id: …` comment and that has no valid attachment on any interface
+   * (the layout is per network and container). A CNI-DN chain without an entry rule names no
+   * network and stays.
+   */
+  gc: (network: string, valid: readonly Attachment[], _family, nat) => {
+    const comments = nat.rules.filter((r) => r.chain === TOP_DNAT_CHAIN).map((r) => r.comment);
+    return staleContainers(comments, network, valid, 'dnat ').flatMap((containerID) => unforwardLines({ network, containerID }, nat));
+  },
+};

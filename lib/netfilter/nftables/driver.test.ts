@@ -1,11 +1,18 @@
-import { setSpawnHook, type RunOptions, type RunResult } from '../exec/run';
-import { CniError } from '../skel/errors';
-import type { MasqSpec } from './backend';
-import { parseMasqAddresses } from './common';
-import { nftComment } from './names';
-import {
-  describeMasqRule, findOwnerRules, NftablesBackend, nftMissing, nftSetupScript, nftTeardownScript, parseNftListing,
-} from './nftables';
+import { setSpawnHook, type RunOptions, type RunResult } from '../../exec/run';
+import { CniError } from '../../skel/errors';
+import type { MasqSpec } from '../driver';
+import { nftComment } from '../names';
+import { NftablesDriver } from './driver';
+import { deleteRuleLine, emptyRuleset, type NftRuleset, parseNftJson } from './json';
+import { describeMasqRule, findOwnerRules, nftMasq } from './masq';
+
+const parseNftListing = parseNftJson;
+const nftSetupScript = (spec: MasqSpec, rs: NftRuleset): string => nftMasq.setup(spec, rs).join('\n') + '\n';
+const nftTeardownScript = (rs: NftRuleset, spec: MasqSpec): string | undefined => {
+  const lines = nftMasq.owned(spec, rs).map(deleteRuleLine);
+  return lines.length ? lines.join('\n') + '\n' : undefined;
+};
+const nftMissing = (rs: NftRuleset, spec: MasqSpec, addresses: string[]): string[] => nftMasq.missing({ ...spec, addresses }, rs);
 
 const A: MasqSpec = { network: 'mynet', containerID: 'ctr-a', ifName: 'eth0', addresses: ['10.22.0.5/16', 'fd00::5/64'] };
 const B: MasqSpec = { network: 'mynet', containerID: 'ctr-b', ifName: 'eth0', addresses: ['10.22.0.6/16'] };
@@ -40,7 +47,7 @@ const FULL = listing([
 
 describe('nft text', () => {
   it('setup: table, chains, postrouting rewritten, stale rules deleted, one rule per address', () => {
-    expect(nftSetupScript(A, parseMasqAddresses(A.addresses), [6, 7])).toBe(
+    expect(nftSetupScript(A, parseNftListing(FULL))).toBe(
       [
         `add table ${T} { comment "Masquerading for plugins from github.com/containernetworking/plugins" ; }`,
         `add chain ${T} masq_checks { comment "Masquerade traffic from certain IPs to any (non-multicast) IP outside their subnet" ; }`,
@@ -58,19 +65,19 @@ describe('nft text', () => {
     );
   });
   it('teardown: deletes by handle, nothing when there is nothing', () => {
-    expect(nftTeardownScript([6, 7])).toBe(`delete rule ${T} masq_checks handle 6\ndelete rule ${T} masq_checks handle 7\n`);
-    expect(nftTeardownScript([])).toBeUndefined();
+    expect(nftTeardownScript(parseNftListing(FULL), A)).toBe(`delete rule ${T} masq_checks handle 6\ndelete rule ${T} masq_checks handle 7\n`);
+    expect(nftTeardownScript(emptyRuleset(), A)).toBeUndefined();
   });
   it('refuses control characters that would start a new nft command', () => {
-    expect(() => nftSetupScript({ ...A, containerID: 'x\nflush ruleset' }, [], [])).toThrow(CniError);
+    expect(() => nftSetupScript({ ...A, containerID: 'x\nflush ruleset', addresses: [] }, emptyRuleset())).toThrow(CniError);
   });
 });
 
 describe('nft -j list parsing', () => {
   const l = parseNftListing(FULL);
   it('finds table, chains and rules', () => {
-    expect(l.tableExists).toBe(true);
-    expect([...l.chains].sort()).toEqual(['masq_checks', 'postrouting']);
+    expect(l.tables.has(T)).toBe(true);
+    expect([...l.chains].sort()).toEqual([`${T} masq_checks`, `${T} postrouting`]);
     expect(l.rules).toHaveLength(4);
   });
   it("finds one owner's rules by comment prefix, not another's with the same subnet", () => {
@@ -83,12 +90,12 @@ describe('nft -j list parsing', () => {
     expect(describeMasqRule(l.rules[0]!)).toBeUndefined();
   });
   it('reports what is missing', () => {
-    expect(nftMissing(l, A, parseMasqAddresses(A.addresses))).toEqual([]);
-    expect(nftMissing(l, A, parseMasqAddresses(['10.23.0.5/24']))).toEqual([
+    expect(nftMissing(l, A, A.addresses)).toEqual([]);
+    expect(nftMissing(l, A, ['10.23.0.5/24'])).toEqual([
       `no masquerade rule for 10.23.0.5 (subnet 10.23.0.0/24) in ${T} masq_checks`,
     ]);
     const noGoto = parseNftListing(listing([]));
-    expect(nftMissing(noGoto, B, parseMasqAddresses(B.addresses))).toHaveLength(2);
+    expect(nftMissing(noGoto, B, B.addresses)).toHaveLength(2);
   });
   it('rejects output that is not nft JSON', () => {
     expect(() => parseNftListing('nope')).toThrow(CniError);
@@ -96,7 +103,7 @@ describe('nft -j list parsing', () => {
   });
 });
 
-describe('NftablesBackend processes', () => {
+describe('NftablesDriver processes', () => {
   let calls: { argv: string[]; opts: RunOptions }[];
   let replies: RunResult[];
   beforeEach(() => {
@@ -112,27 +119,27 @@ describe('NftablesBackend processes', () => {
 
   it('setup on an empty system: one read, one nft -f -', async () => {
     replies = [missingTable];
-    await new NftablesBackend().setupMasq(B);
+    await new NftablesDriver().setup({ masq: B });
     expect(calls.map((c) => c.argv)).toEqual([['nft', '-j', 'list', 'table', 'inet', 'cni_plugins_masquerade'], ['nft', '-f', '-']]);
     expect(calls[1]!.opts.input).toContain('ip saddr == 10.22.0.6 ip daddr != 10.22.0.0/16 masquerade');
     expect(calls[1]!.opts.input).not.toContain('delete rule');
   });
   it('setup again replaces its own rules only', async () => {
     replies = [{ stdout: FULL, stderr: '', exitCode: 0 }];
-    await new NftablesBackend().setupMasq(B);
+    await new NftablesDriver().setup({ masq: B });
     expect(calls).toHaveLength(2);
     expect(calls[1]!.opts.input).toContain('delete rule inet cni_plugins_masquerade masq_checks handle 8\n');
     expect(calls[1]!.opts.input).not.toMatch(/handle [67]\n/);
   });
   it('teardown with no addresses removes only the owner\'s rules', async () => {
     replies = [{ stdout: FULL, stderr: '', exitCode: 0 }];
-    await new NftablesBackend().teardownMasq({ ...A, addresses: [] });
+    await new NftablesDriver().teardown({ ...A, addresses: [] }, ['masq']);
     expect(calls).toHaveLength(2);
     expect(calls[1]!.opts.input).toBe(`delete rule ${T} masq_checks handle 6\ndelete rule ${T} masq_checks handle 7\n`);
   });
   it('teardown with nothing there: one read and no write', async () => {
     replies = [missingTable];
-    await new NftablesBackend().teardownMasq(A);
+    await new NftablesDriver().teardown(A, ['masq']);
     expect(calls).toHaveLength(1);
   });
   it('teardown retries once when a rule vanished under it', async () => {
@@ -142,27 +149,42 @@ describe('NftablesBackend processes', () => {
       { stdout: '', stderr: 'Error: Could not process rule: No such file or directory', exitCode: 1 },
       { stdout: onlyB, stderr: '', exitCode: 0 },
     ];
-    await new NftablesBackend().teardownMasq(A);
+    await new NftablesDriver().teardown(A, ['masq']);
     expect(calls).toHaveLength(3);
   });
   it('runs inside a netns through nsenter when asked', async () => {
     replies = [missingTable];
-    await new NftablesBackend({ netns: '/run/netns/x' }).teardownMasq(A);
+    await new NftablesDriver({ netns: '/run/netns/x' }).teardown(A, ['masq']);
     expect(calls[0]!.opts.netns).toBe('/run/netns/x');
   });
   it('check: one read; a missing rule is an error that names it', async () => {
     replies = [{ stdout: FULL, stderr: '', exitCode: 0 }];
-    await new NftablesBackend().checkMasq(A);
+    await new NftablesDriver().check({ masq: A });
     replies = [missingTable];
-    await expect(new NftablesBackend().checkMasq(A)).rejects.toThrow(/does not exist/);
+    await expect(new NftablesDriver().check({ masq: A })).rejects.toThrow(/does not exist/);
     expect(calls).toHaveLength(2);
   });
   it('a busy kernel is code 11', async () => {
     replies = [missingTable, { stdout: '', stderr: 'Error: Could not process rule: Device or resource busy', exitCode: 1 }];
-    await expect(new NftablesBackend().setupMasq(A)).rejects.toMatchObject({ code: 11 });
+    await expect(new NftablesDriver().setup({ masq: A })).rejects.toMatchObject({ code: 11 });
   });
   it('a bad address is a config error before anything runs', async () => {
-    await expect(new NftablesBackend().setupMasq({ ...A, addresses: ['10.0.0.1'] })).rejects.toMatchObject({ code: 7 });
+    await expect(new NftablesDriver().setup({ masq: { ...A, addresses: ['10.0.0.1'] } })).rejects.toMatchObject({ code: 7 });
     expect(calls).toHaveLength(0);
+  });
+});
+
+describe('one operation, several concerns', () => {
+  afterEach(() => setSpawnHook(undefined));
+  it('masquerade and firewall together: one read of the ruleset, one nft -f -', async () => {
+    const calls: { argv: string[]; opts: RunOptions }[] = [];
+    setSpawnHook(async (argv, opts): Promise<RunResult> => {
+      calls.push({ argv, opts });
+      return { stdout: calls.length === 1 ? FULL : '', stderr: '', exitCode: 0 };
+    });
+    await new NftablesDriver().setup({ masq: B, firewall: { ...B, policy: 'open', adminChain: 'CNI-ADMIN' } });
+    expect(calls.map((c) => c.argv)).toEqual([['nft', '-j', 'list', 'ruleset'], ['nft', '-f', '-']]);
+    expect(calls[1]!.opts.input).toContain('delete rule inet cni_plugins_masquerade masq_checks handle 8\n');
+    expect(calls[1]!.opts.input).toContain('add rule inet cni_ts_firewall containers ip saddr 10.22.0.6 accept');
   });
 });

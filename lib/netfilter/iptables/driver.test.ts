@@ -1,9 +1,16 @@
-import { setSpawnHook, type RunOptions, type RunResult } from '../exec/run';
-import type { MasqSpec } from './backend';
-import { parseMasqAddresses } from './common';
-import { IptablesBackend, iptMissing, iptSetupScript, iptTeardownScript, parseIptablesSave, quoteRestoreWord } from './iptables';
-import { splitSaveLine } from './ipt-save';
-import { chainName } from './names';
+import { setSpawnHook, type RunOptions, type RunResult } from '../../exec/run';
+import type { Family } from '../../ip/cidr';
+import type { MasqSpec } from '../driver';
+import { chainName } from '../names';
+import { IptablesDriver } from './driver';
+import { iptMasq } from './masq';
+import { invertRestore, parseSaveTable, quoteRestoreWord, restoreScript, type SavedTable, splitSaveLine } from './save';
+
+const parseIptablesSave = (text: string): SavedTable => parseSaveTable(text, 'nat');
+const iptSetupScript = (spec: MasqSpec, f: Family, addresses: string[], nat: SavedTable): string | undefined =>
+  restoreScript('nat', iptMasq.setup({ ...spec, addresses }, f, nat));
+const iptTeardownScript = (spec: MasqSpec, nat: SavedTable): string | undefined => restoreScript('nat', iptMasq.teardown(spec, 4, nat));
+const iptMissing = (spec: MasqSpec, f: Family, addresses: string[], nat: SavedTable): string[] => iptMasq.missing({ ...spec, addresses }, f, nat);
 
 const A: MasqSpec = { network: 'mynet', containerID: 'ctr-a', ifName: 'eth0', addresses: ['10.22.0.5/16'] };
 const B: MasqSpec = { network: 'mynet', containerID: 'ctr-b', ifName: 'eth0', addresses: ['10.22.0.6/16'] };
@@ -56,7 +63,7 @@ describe('iptables-save parsing', () => {
 
 describe('iptables-restore text', () => {
   it('setup on an empty table: chain, ACCEPT, MASQUERADE, then the POSTROUTING jump', () => {
-    expect(iptSetupScript(A, 4, parseMasqAddresses(A.addresses), parseIptablesSave(EMPTY))).toBe(
+    expect(iptSetupScript(A, 4, A.addresses, parseIptablesSave(EMPTY))).toBe(
       [
         '*nat',
         `:${CA} - [0:0]`,
@@ -69,10 +76,10 @@ describe('iptables-restore text', () => {
     );
   });
   it('setup when everything is there: nothing to write', () => {
-    expect(iptSetupScript(A, 4, parseMasqAddresses(A.addresses), parseIptablesSave(SAVE))).toBeUndefined();
+    expect(iptSetupScript(A, 4, A.addresses, parseIptablesSave(SAVE))).toBeUndefined();
   });
   it('setup of a second address rebuilds the chain with every ACCEPT before the MASQUERADE', () => {
-    const s = iptSetupScript(A, 4, parseMasqAddresses(['10.30.0.5/24']), parseIptablesSave(SAVE))!;
+    const s = iptSetupScript(A, 4, ['10.30.0.5/24'], parseIptablesSave(SAVE))!;
     expect(s.split('\n')).toEqual([
       '*nat',
       `:${CA} - [0:0]`,
@@ -85,7 +92,7 @@ describe('iptables-restore text', () => {
     ]);
   });
   it('setup for IPv6 uses ff00::/8 and /128', () => {
-    const s = iptSetupScript(A, 6, parseMasqAddresses(['fd00::5/64', '10.22.0.5/16']), parseIptablesSave(EMPTY))!;
+    const s = iptSetupScript(A, 6, ['fd00::5/64', '10.22.0.5/16'], parseIptablesSave(EMPTY))!;
     expect(s).toContain(`-A ${CA} ! -d ff00::/8 -m comment`);
     expect(s).toContain(`-A POSTROUTING -s fd00::5/128 -m comment --comment ${comA} -j ${CA}`);
     expect(s).not.toContain('10.22');
@@ -102,16 +109,16 @@ describe('iptables-restore text', () => {
   });
   it('check reports what is missing', () => {
     const nat = parseIptablesSave(SAVE);
-    expect(iptMissing(A, 4, parseMasqAddresses(A.addresses), nat)).toEqual([]);
-    expect(iptMissing(A, 4, parseMasqAddresses(['10.30.0.5/24']), nat)).toEqual([
+    expect(iptMissing(A, 4, A.addresses, nat)).toEqual([]);
+    expect(iptMissing(A, 4, ['10.30.0.5/24'], nat)).toEqual([
       `iptables ${CA}: no ACCEPT for 10.30.0.0/24`,
       `iptables POSTROUTING: no jump from 10.30.0.5 to ${CA}`,
     ]);
-    expect(iptMissing(A, 4, parseMasqAddresses(A.addresses), parseIptablesSave(EMPTY))).toEqual([`iptables nat chain ${CA} does not exist`]);
+    expect(iptMissing(A, 4, A.addresses, parseIptablesSave(EMPTY))).toEqual([`iptables nat chain ${CA} does not exist`]);
   });
 });
 
-describe('IptablesBackend processes', () => {
+describe('IptablesDriver processes', () => {
   let calls: { argv: string[]; opts: RunOptions }[];
   let replies: RunResult[];
   const ok = (stdout: string): RunResult => ({ stdout, stderr: '', exitCode: 0 });
@@ -127,7 +134,7 @@ describe('IptablesBackend processes', () => {
 
   it('setup: one save and one restore per family', async () => {
     replies = [ok(EMPTY), ok(''), ok(EMPTY), ok('')];
-    await new IptablesBackend().setupMasq({ ...A, addresses: ['10.22.0.5/16', 'fd00::5/64'] });
+    await new IptablesDriver().setup({ masq: { ...A, addresses: ['10.22.0.5/16', 'fd00::5/64'] } });
     expect(calls.map((c) => c.argv)).toEqual([
       ['iptables-save', '-t', 'nat'],
       ['iptables-restore', '--noflush', '-w'],
@@ -137,12 +144,12 @@ describe('IptablesBackend processes', () => {
   });
   it('setup again: reads only', async () => {
     replies = [ok(SAVE)];
-    await new IptablesBackend().setupMasq(A);
+    await new IptablesDriver().setup({ masq: A });
     expect(calls).toHaveLength(1);
   });
   it('teardown with addresses: one family; with none: both', async () => {
     replies = [ok(SAVE), ok('')];
-    await new IptablesBackend().teardownMasq(B);
+    await new IptablesDriver().teardown(B, ['masq']);
     expect(calls.map((c) => c.argv[0])).toEqual(['iptables-save', 'iptables-restore']);
     expect(calls[1]!.opts.input).toContain(`-X ${CB}`);
     expect(calls[1]!.opts.input).not.toContain(CA);
@@ -152,19 +159,98 @@ describe('IptablesBackend processes', () => {
       calls.push({ argv, opts });
       return argv[0] === 'iptables-save' ? ok(SAVE) : argv[0] === 'ip6tables-save' ? ok(EMPTY) : ok('');
     });
-    await new IptablesBackend().teardownMasq({ ...B, addresses: [] });
+    await new IptablesDriver().teardown({ ...B, addresses: [] }, ['masq']);
     expect(calls.map((c) => c.argv[0]).sort()).toEqual(['ip6tables-save', 'iptables-restore', 'iptables-save']);
     expect(calls.find((c) => c.argv[0] === 'iptables-restore')!.opts.input).toContain(`-X ${CB}`);
   });
   it('a held xtables lock is code 11', async () => {
     replies = [ok(EMPTY), { stdout: '', stderr: 'Another app is currently holding the xtables lock.', exitCode: 4 }];
-    await expect(new IptablesBackend().setupMasq(A)).rejects.toMatchObject({ code: 11 });
+    await expect(new IptablesDriver().setup({ masq: A })).rejects.toMatchObject({ code: 11 });
   });
   it('check: one read per family', async () => {
     replies = [ok(SAVE)];
-    await new IptablesBackend().checkMasq(A);
+    await new IptablesDriver().check({ masq: A });
     replies = [ok(EMPTY)];
-    await expect(new IptablesBackend().checkMasq(A)).rejects.toThrow(/does not exist/);
+    await expect(new IptablesDriver().check({ masq: A })).rejects.toThrow(/does not exist/);
     expect(calls).toHaveLength(2);
+  });
+});
+
+describe('one transaction over both families', () => {
+  afterEach(() => setSpawnHook(undefined));
+  const ok = (stdout = ''): RunResult => ({ stdout, stderr: '', exitCode: 0 });
+
+  it('setup: when the IPv6 restore fails, the IPv4 restore already applied is undone', async () => {
+    const calls: { argv: string[]; input?: string }[] = [];
+    setSpawnHook(async (argv, opts) => {
+      calls.push({ argv, input: opts.input });
+      if (argv[0] === 'ip6tables-restore') return { stdout: '', stderr: 'ip6tables-restore: line 3 failed', exitCode: 1 };
+      return argv[0]!.endsWith('-save') ? ok(EMPTY) : ok();
+    });
+    const err = await new IptablesDriver().setup({ masq: { ...A, addresses: ['10.22.0.5/16', 'fd00::5/64'] } }).catch((e: Error) => e);
+    expect(err).toMatchObject({ code: 999, message: expect.stringMatching(/^failed to set up masquerade \(ip6tables\) for ctr-a: ip6tables-restore: line 3 failed/) });
+    expect(calls.map((c) => c.argv[0])).toEqual(['iptables-save', 'iptables-restore', 'ip6tables-save', 'ip6tables-restore', 'iptables-restore']);
+    // The undo removes exactly what the IPv4 restore added: the jump, then the new chain.
+    expect(calls[4]!.input).toBe(
+      ['*nat', `-D POSTROUTING -s 10.22.0.5/32 -m comment --comment ${comA} -j ${CA}`, `-F ${CA}`, `-X ${CA}`, 'COMMIT', ''].join('\n'),
+    );
+  });
+  it('setup: nothing to undo when IPv4 had nothing to change', async () => {
+    const argv0: string[] = [];
+    setSpawnHook(async (argv) => {
+      argv0.push(argv[0]!);
+      if (argv[0] === 'ip6tables-restore') return { stdout: '', stderr: 'boom', exitCode: 1 };
+      return ok(argv[0] === 'iptables-save' ? SAVE : argv[0] === 'ip6tables-save' ? EMPTY : '');
+    });
+    await expect(new IptablesDriver().setup({ masq: { ...A, addresses: ['10.22.0.5/16', 'fd00::5/64'] } })).rejects.toThrow(/boom/);
+    expect(argv0).toEqual(['iptables-save', 'ip6tables-save', 'ip6tables-restore']);
+  });
+  it('teardown: every family runs even when one fails, and nothing is put back', async () => {
+    const argv0: string[] = [];
+    setSpawnHook(async (argv) => {
+      argv0.push(argv[0]!);
+      if (argv[0] === 'iptables-save') return { stdout: '', stderr: 'iptables-save: boom', exitCode: 2 };
+      return ok(argv[0] === 'ip6tables-save' ? SAVE : '');
+    });
+    await expect(new IptablesDriver({ families: [4, 6] }).teardown({ ...B, addresses: [] }, ['masq'])).rejects.toThrow(/\(iptables\).*boom/);
+    expect(argv0).toEqual(['iptables-save', 'ip6tables-save', 'ip6tables-restore']);
+  });
+});
+
+describe('invertRestore', () => {
+  const DN = 'CNI-DN-0123456789abcdef01234';
+  const entry = (port: number): string => `-p tcp -m comment --comment "dnat x" -m multiport --dports ${port} -j ${DN}`;
+  const before = parseSaveTable(
+    [
+      '*nat',
+      ':CNI-HOSTPORT-DNAT - [0:0]',
+      `:${DN} - [0:0]`,
+      '-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "other" -m multiport --dports 9000 -j CNI-DN-other',
+      `-A CNI-HOSTPORT-DNAT ${entry(8080)}`,
+      `-A ${DN} -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.1.0.5:80`,
+      'COMMIT',
+    ].join('\n'),
+    'nat',
+  );
+  it('a re-ADD: the new entry goes, the redeclared chain and the deleted entry come back in place', () => {
+    const applied = [
+      `:${DN} - [0:0]`,
+      `-D CNI-HOSTPORT-DNAT ${entry(8080)}`,
+      `-A ${DN} -p tcp -m tcp --dport 8081 -j DNAT --to-destination 10.1.0.5:81`,
+      `-I CNI-HOSTPORT-DNAT 1 ${entry(8081)}`,
+    ];
+    expect(invertRestore(applied, before)).toEqual([
+      `-D CNI-HOSTPORT-DNAT ${entry(8081)}`,
+      `:${DN} - [0:0]`,
+      `-A ${DN} -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.1.0.5:80`,
+      `-I CNI-HOSTPORT-DNAT 2 ${entry(8080)}`,
+    ]);
+  });
+  it('inserts in a builtin chain are deleted; new chains are removed last', () => {
+    expect(invertRestore([':CNI-FORWARD - [0:0]', '-I FORWARD 1 -m comment --comment "c" -j CNI-FORWARD', '-A CNI-FORWARD -s 10.1.0.5/32 -j ACCEPT'], before)).toEqual([
+      '-D FORWARD -m comment --comment "c" -j CNI-FORWARD',
+      '-F CNI-FORWARD',
+      '-X CNI-FORWARD',
+    ]);
   });
 });
