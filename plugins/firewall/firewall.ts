@@ -30,23 +30,29 @@ function spec(conf: FirewallConf, args: CmdArgs): FirewallSpec {
   };
 }
 
-function requireBridge(conf: FirewallConf, s: FirewallSpec): void {
+/**
+ * ADD and CHECK: the config and the spec of a chained call. Both need prevResult and, for a
+ * policy other than open, the bridge it names (the reference's message).
+ */
+function chainedSpec(args: CmdArgs): { conf: FirewallConf; s: FirewallSpec; prev: Result } {
+  const conf = loadNetConf(args);
+  const prev = args.prevResult;
+  if (!prev) throw new CniError(ErrCode.InvalidConfig, 'missing prevResult from earlier plugin');
+  const s = spec(conf, args);
   if (conf.policy !== 'open' && !s.bridge) {
     throw new CniError(
       ErrCode.InvalidConfig,
       `interface needs to be set for ingress policy "${conf.policy}", make sure to chain "firewall" plugin with "bridge"`,
     );
   }
+  return { conf, s, prev };
 }
 
 export async function cmdAdd(args: CmdArgs): Promise<Result> {
-  const conf = loadNetConf(args);
-  if (!args.prevResult) throw new CniError(ErrCode.InvalidConfig, 'missing prevResult from earlier plugin');
-  const s = spec(conf, args);
-  requireBridge(conf, s);
+  const { conf, s, prev } = chainedSpec(args);
   // One transaction (iptables: both families, or the first one undone): nothing to roll back here.
   await selectDriver(conf.backend).setup({ firewall: s });
-  return args.prevResult;
+  return prev;
 }
 
 export async function cmdDel(args: CmdArgs): Promise<void> {
@@ -57,10 +63,7 @@ export async function cmdDel(args: CmdArgs): Promise<void> {
 }
 
 export async function cmdCheck(args: CmdArgs): Promise<void> {
-  const conf = loadNetConf(args);
-  if (!args.prevResult) throw new CniError(ErrCode.InvalidConfig, 'missing prevResult from earlier plugin');
-  const s = spec(conf, args);
-  requireBridge(conf, s);
+  const { conf, s } = chainedSpec(args);
   await selectDriver(conf.backend).check({ firewall: s });
 }
 
