@@ -33,6 +33,12 @@ export function containerAddrs(addresses: readonly string[]): ContainerAddr[] {
   });
 }
 
+/** The container's addresses for masquerade, each (ip, subnet) once. */
+export function masqAddrs(addresses: readonly string[]): ContainerAddr[] {
+  const seen = new Set<string>();
+  return containerAddrs(addresses).filter((a) => !seen.has(`${a.ip}/${a.subnet}`) && seen.add(`${a.ip}/${a.subnet}`));
+}
+
 /** The families of these addresses in order, or both when there are none. */
 export function familiesOf(addrs: readonly { family: Family }[]): Family[] {
   return addrs.length === 0 ? [4, 6] : presentFamilies(addrs);

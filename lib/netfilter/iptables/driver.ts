@@ -16,7 +16,7 @@ import type { Family } from '../../ip/cidr';
 import { CniError, ErrCode } from '../../skel/errors';
 import type { Attachment } from '../../skel/gc';
 import { type Concern, concernsOf, labelOf, type NetfilterDriver, type Owner, type OwnerHint, type Want } from '../driver';
-import { assertOwner, type DriverOptions, joinErrors, netfilterError, onPath } from '../common';
+import { assertOwner, assertPrintable, type DriverOptions, joinErrors, netfilterError, onPath } from '../common';
 import { invertRestore, IPT_TOOLS, type IptTable, parseSaveTable, restoreScript, saveTable, type SavedTable } from './save';
 import { iptMasq } from './masq';
 import { iptPorts } from './portmap';
@@ -176,7 +176,7 @@ export class IptablesDriver implements NetfilterDriver {
   }
 
   async gc(network: string, valid: readonly Attachment[], concerns: readonly Concern[]): Promise<void> {
-    assertOwner({ network, containerID: '', ifName: '' });
+    assertPrintable('network name', network);
     const layouts = concerns.map((c) => LAYOUTS[c]);
     await this.everyFamily(this.installed(), (f) => `failed to garbage-collect ${labelOf(concerns)} (${tool(f)}) of network ${network}`, layouts, (l, f, t) =>
       l.gc(network, valid, f, t),

@@ -14,17 +14,11 @@
 import type { Family } from '../../ip/cidr';
 import type { Attachment } from '../../skel/gc';
 import type { MasqSpec, OwnerHint } from '../driver';
-import { assertOwner, type ContainerAddr, containerAddrs, familiesOf, MULTICAST, presentFamilies } from '../common';
+import { assertOwner, type ContainerAddr, containerAddrs, familiesOf, masqAddrs, MULTICAST, presentFamilies } from '../common';
 import { chainName, iptablesComment } from '../names';
 import { staleContainers } from '../gc';
-import { quoteRestoreWord, type SavedRule, type SavedTable } from './save';
+import { deleteLine, quoteRestoreWord, type SavedRule, type SavedTable } from './save';
 import type { IptLayout } from './driver';
-
-/** The container's addresses, each (ip, subnet) once. */
-function masqAddrs(addresses: readonly string[]): ContainerAddr[] {
-  const seen = new Set<string>();
-  return containerAddrs(addresses).filter((a) => !seen.has(`${a.ip}/${a.subnet}`) && seen.add(`${a.ip}/${a.subnet}`));
-}
 
 const hostNet = (a: ContainerAddr): string => `${a.ip}/${a.family === 4 ? 32 : 128}`;
 
@@ -88,7 +82,7 @@ function setup(spec: MasqSpec, family: Family, nat: SavedTable): string[] {
 /** The lines that remove one container's chain and every rule jumping to it. */
 function teardownLines(network: string, containerID: string, nat: SavedTable): string[] {
   const chain = chainName(network, containerID);
-  const lines = nat.rules.filter((r) => r.target === chain && r.chain !== chain).map((r) => r.line.replace(/^-A /, '-D '));
+  const lines = nat.rules.filter((r) => r.target === chain && r.chain !== chain).map(deleteLine);
   if (nat.chains.has(chain)) lines.push(`-F ${chain}`, `-X ${chain}`);
   return lines;
 }

@@ -12,7 +12,7 @@ import { run, CommandError } from '../../exec/run';
 import { CniError, ErrCode } from '../../skel/errors';
 import type { Attachment } from '../../skel/gc';
 import { type Concern, concernsOf, labelOf, type NetfilterDriver, type Owner, type OwnerHint, type Want } from '../driver';
-import { assertOwner, type DriverOptions, netfilterError } from '../common';
+import { assertOwner, assertPrintable, type DriverOptions, netfilterError } from '../common';
 import { deleteRuleLine, emptyRuleset, type NftRule, type NftRuleset, parseNftJson } from './json';
 import { nftMasq } from './masq';
 import { nftPorts } from './portmap';
@@ -118,7 +118,7 @@ export class NftablesDriver implements NetfilterDriver {
   async gc(network: string, valid: readonly Attachment[], concerns: readonly Concern[]): Promise<void> {
     const layouts = concerns.map((c) => LAYOUTS[c]);
     try {
-      assertOwner({ network, containerID: '', ifName: '' });
+      assertPrintable('network name', network);
       await this.readThenApply(layouts, (rs) => deleteScript(layouts.flatMap((l) => l.stale(network, valid, rs))));
     } catch (e) {
       throw netfilterError(`failed to garbage-collect ${labelOf(concerns)} (nftables) of network ${network}`, e);

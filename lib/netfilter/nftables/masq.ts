@@ -15,7 +15,7 @@
 import { canonicalIP, parseCidr, formatCidr, networkOf } from '../../ip/cidr';
 import type { Attachment } from '../../skel/gc';
 import type { MasqSpec, Owner } from '../driver';
-import { assertOwner, type ContainerAddr, containerAddrs, MULTICAST } from '../common';
+import { assertOwner, type ContainerAddr, masqAddrs, MULTICAST } from '../common';
 import { nftComment, nftInstanceHash } from '../names';
 import { staleNftInstance } from '../gc';
 import { deleteRuleLine, type NftRule, type NftRuleset, ruleJump, rulesOf } from './json';
@@ -29,12 +29,6 @@ const TABLE_COMMENT = 'Masquerading for plugins from github.com/containernetwork
 const MASQ_CHAIN_COMMENT = 'Masquerade traffic from certain IPs to any (non-multicast) IP outside their subnet';
 
 const T = `inet ${NFT_TABLE}`;
-
-/** The container's addresses, each (ip, subnet) once. */
-function masqAddrs(addresses: readonly string[]): ContainerAddr[] {
-  const seen = new Set<string>();
-  return containerAddrs(addresses).filter((a) => !seen.has(`${a.ip}/${a.subnet}`) && seen.add(`${a.ip}/${a.subnet}`));
-}
 
 /** The masq_checks rule body for one address, in the reference's words. */
 export function nftMasqRule(a: ContainerAddr): string {
