@@ -2,6 +2,8 @@
 // backends run their tools in the current netns, as a plugin on the host does, so a small driver
 // (bundled here with esbuild) runs them as `nsenter --net=<sandbox> node driver.js <op> <json>`;
 // the machine's own ruleset is never touched, and the suite compares it before and after.
+// iptables: a setup whose IPv6 restore fails (a failing ip6tables-restore first on PATH) leaves
+// the IPv4 nat table as it was.
 // Flow per backend: setup A and B -> rules there -> check passes -> teardown A with no
 // addresses (plugins#810) -> B intact, A gone -> check A fails -> teardown again is fine.
 // Interop: rules made by the reference bridge (/usr/lib/cni, iptables only in 1.1.1) are
@@ -167,6 +169,23 @@ maybe('netfilter masquerade backends (root, sandbox netns)', () => {
       const v4 = await iptSave(ns);
       expect(v4).not.toMatch(/CNI-/);
     });
+  });
+
+  it('iptables: a setup whose IPv6 restore fails leaves nothing in IPv4 (the inverse applied by the real iptables-restore)', async () => {
+    const ns = await reg.netns('nf');
+    const other = { ...A(), addresses: ['10.99.0.7/24'] };
+    await nf(driver, ns, 'setupMasq', 'iptables', other);
+    const before4 = await iptSave(ns);
+    // An ip6tables-restore that fails, first on PATH; everything else is the real tool.
+    const bin = reg.tempDir();
+    writeFileSync(join(bin, 'ip6tables-restore'), '#!/bin/sh\ncat >/dev/null\necho "ip6tables-restore: injected failure" >&2\nexit 1\n', { mode: 0o755 });
+    const x = A();
+    const r = await execOk(inNetns(ns.path, ['env', `PATH=${bin}:${process.env.PATH}`, process.execPath, driver, 'setupMasq', 'iptables', JSON.stringify(x)]));
+    expect(JSON.parse(r.stdout.trim().split('\n').pop()!)).toMatchObject({ ok: false, msg: expect.stringMatching(/\(ip6tables\).*injected failure/) });
+    const strip = (t: string): string => t.replace(/^#.*$/gm, '');
+    expect(strip(await iptSave(ns))).toBe(strip(before4));
+    expect(await iptSave(ns)).not.toContain(chainName(x.network, x.containerID));
+    expect(await iptSave(ns)).toContain(chainName(other.network, other.containerID));
   });
 
   it('teardownMasqAll removes rules whichever backend made them', async () => {
