@@ -246,6 +246,10 @@ describe('invertRestore', () => {
       `-I CNI-HOSTPORT-DNAT 2 ${entry(8080)}`,
     ]);
   });
+  it('new chains that jump to each other are all emptied before any is removed', () => {
+    const applied = [':CNI-FORWARD - [0:0]', ':CNI-ADMIN - [0:0]', '-I FORWARD 1 -j CNI-FORWARD', '-I CNI-FORWARD 1 -j CNI-ADMIN'];
+    expect(invertRestore(applied, before)).toEqual(['-D FORWARD -j CNI-FORWARD', '-F CNI-FORWARD', '-F CNI-ADMIN', '-X CNI-FORWARD', '-X CNI-ADMIN']);
+  });
   it('inserts in a builtin chain are deleted; new chains are removed last', () => {
     expect(invertRestore([':CNI-FORWARD - [0:0]', '-I FORWARD 1 -m comment --comment "c" -j CNI-FORWARD', '-A CNI-FORWARD -s 10.1.0.5/32 -j ACCEPT'], before)).toEqual([
       '-D FORWARD -m comment --comment "c" -j CNI-FORWARD',

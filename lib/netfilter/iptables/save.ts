@@ -166,6 +166,8 @@ export function invertRestore(lines: readonly string[], before: SavedTable): str
     })
     .sort((x, y) => x.at - y.at);
   for (const { p, at } of back) out.push(at < 0 ? `-A ${p.chain} ${p.rest}` : `-I ${p.chain} ${at + 1} ${p.rest}`);
-  for (const c of redeclared) if (!before.chains.has(c)) out.push(`-F ${c}`, `-X ${c}`);
+  // Every new chain emptied before any is removed: one may jump to another.
+  const created = [...redeclared].filter((c) => !before.chains.has(c));
+  out.push(...created.map((c) => `-F ${c}`), ...created.map((c) => `-X ${c}`));
   return out;
 }
