@@ -9,7 +9,7 @@ import { CniError, ErrCode } from '../../lib/skel/errors';
 import { validateConf } from '../../lib/schema/validate';
 import { overlay as validateOverlay } from '../../lib/generated/validators';
 import { type Cidr, bits, formatIP, networkAddr, offset, parseCidr, parseIP, contains } from '../../lib/ip/cidr';
-import type { BackendName } from '../../lib/netfilter/backend';
+import type { BackendName } from '../../lib/netfilter/driver';
 
 export const DEFAULT_PORT = 4789;
 export const DEFAULT_VNI = 1;

@@ -18,7 +18,7 @@ import type { Result } from '../../lib/types/result';
 import { netnsExists } from '../../lib/iproute/netns';
 import { attachAdd, attachCheck, attachDel, type AttachConf, type AttachIpam } from '../../lib/bridge/attach';
 import { bestEffort } from '../../lib/rollback';
-import { gcMasqAll } from '../../lib/netfilter/select';
+import { gcAll } from '../../lib/netfilter/select';
 import { validAttachments } from '../../lib/skel/gc';
 import { ensureRunning, livePid, stopDaemon, type DaemonSpec } from '../../lib/daemon/daemon';
 import { hostLocalIpam } from '../../ipam/host-local/host-local';
@@ -173,7 +173,7 @@ export async function cmdGc(args: CmdArgs): Promise<void> {
   const conf = loadNetConf(args.conf);
   const valid = validAttachments(args.conf);
   const a = ipamArgs(conf, args, usableState(conf));
-  await bestEffort('overlay', [['IPAM GC', () => hostLocalIpam('GC', a)], conf.ipMasq && ['masquerade GC', () => gcMasqAll(conf.name, valid)]], 'GC');
+  await bestEffort('overlay', [['IPAM GC', () => hostLocalIpam('GC', a)], conf.ipMasq && ['masquerade GC', () => gcAll(conf.name, valid, ['masq'])]], 'GC');
 }
 
 /**
