@@ -3,9 +3,10 @@
  * CNI_PATH, run it with our environment (CNI_COMMAND replaced) and our exact stdin, and read
  * its stdout as a result or a CNI error, which is re-raised unchanged.
  */
-import { accessSync, closeSync, constants, openSync, readSync } from 'node:fs';
+import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
 import { run } from '../exec/run';
+import { isOurPlugin } from '../self/self';
 import { CniError, ErrCode } from '../skel/errors';
 import type { CmdArgs } from '../skel/dispatch';
 import { parseResult, type Result } from '../types/result';
@@ -40,35 +41,15 @@ export function registerInProcessIpam(type: string, fn: InProcessIpam, keys: Key
   inProcess.set(type, (command, args) => fn(command, { ...args, conf: canonicalKeys(args.conf, keys) }));
 }
 
-/** The marker build.mjs puts on line 2 of each of our executables. */
-export const MARKER = '// cni-ts plugin: ';
-
-/** True when the executable at `bin` is our own build of plugin `type`. */
-function isOurs(bin: string, type: string): boolean {
-  try {
-    const fd = openSync(bin, 'r');
-    try {
-      const buf = Buffer.alloc(128);
-      const n = readSync(fd, buf, 0, buf.length, 0);
-      const lines = buf.subarray(0, n).toString('utf8').split('\n');
-      return lines[1] === MARKER + type;
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    return false;
-  }
-}
-
 /**
- * Picks how to run the IPAM: in-process when CNI_PATH resolves to our own build of it (saves a
- * Node start per verb), else by exec, so a foreign IPAM (or the reference's) still works.
+ * Picks how to run the IPAM: in-process when CNI_PATH resolves to our own build of it, in either
+ * packaging (lib/self/self.ts isOurPlugin; saves a Node start per verb), else by exec, so a foreign IPAM (or the reference's) still works.
  */
 function resolveIpam(args: CmdArgs): { bin: string; fn?: InProcessIpam } {
   const type = ipamType(args);
   const bin = findPlugin(type, args.path);
   const fn = inProcess.get(type);
-  return fn && process.env.CNI_TS_IPAM_EXEC !== '1' && isOurs(bin, type) ? { bin, fn } : { bin };
+  return fn && process.env.CNI_TS_IPAM_EXEC !== '1' && isOurPlugin(bin, type) ? { bin, fn } : { bin };
 }
 
 function ipamType(args: CmdArgs): string {

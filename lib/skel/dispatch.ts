@@ -9,6 +9,7 @@ import { readEnv, type CniEnv, type Verb } from './env';
 import { SUPPORTED_VERSIONS, CURRENT_VERSION, atLeast, isSupported } from './versions';
 import { parseResult, resultForVersion, type Result } from '../types/result';
 import { canonicalKeys, ownKeys, type KeyNode } from '../schema/keys';
+import { runRequestedMode } from '../self/self';
 
 /** The keys every network config may carry; plugins extend this. */
 export interface NetConf {
@@ -228,6 +229,8 @@ export async function dispatch(funcs: PluginFuncs, about: string, io: Io, opts: 
 
 /** The single entry point of each executable. */
 export function pluginMain(funcs: PluginFuncs, about: string, opts: PluginOptions = {}, io: Io = realIo): void {
+  // This program started again as one of its own helpers (lib/self/self.ts selfArgv)?
+  if (io === realIo && runRequestedMode()) return;
   dispatch(funcs, about, io, opts).then(
     ({ out, code }) => io.finish(out, code),
     (e) => io.finish(JSON.stringify(asCniError(e).toJSON(CURRENT_VERSION)), 1),

@@ -5,8 +5,9 @@
  * prevResult, with the interface's MAC updated when it changed it.
  *
  * Processes per ADD: one sysctl child in the netns (reads the old values and writes the new
- * ones; `nsenter --net` + node, see lib/sysctl/netns.ts) when there are sysctls, and one
- * `ip -batch` in the netns (reads the link, sets it, reads it back) when there are link changes.
+ * ones; `nsenter --net` + this same program in a helper mode, see lib/sysctl/netns.ts) when
+ * there are sysctls, and one `ip -batch` in the netns (reads the link, sets it, reads it back)
+ * when there are link changes.
  * Sysctls go first, as in the reference: a later MTU change resets e.g. net.ipv6.conf.X.mtu.
  */
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
