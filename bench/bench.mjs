@@ -1,8 +1,9 @@
 #!/usr/bin/env node
-// `npm run bench`: our dist/bin plugins vs the reference Go plugins (/usr/lib/cni), same run,
-// interleaved, inside sandbox network namespaces. See bench/README.md for how to read the output.
+// `npm run bench`: our plugins in both packagings, the dist/bin bundles and the dist/package
+// single-executable binary (when built: `npm run package`), vs the reference Go plugins
+// (/usr/lib/cni), same run, interleaved, inside sandbox network namespaces.
 //
-//   node bench/bench.mjs [--quick] [--iterations N] [--only id,id] [--no-rss] [--no-strace]
+//   node bench/bench.mjs [--quick] [--iterations N] [--only id,id] [--no-rss] [--no-strace] [--no-binary]
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import os from 'node:os';
@@ -10,7 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Impl, STRACE_BIN, TIME_BIN } from './lib/cni.mjs';
 import { machineInfo } from './lib/machine.mjs';
-import { run } from './lib/proc.mjs';
+import { run, runOk } from './lib/proc.mjs';
 import { Sandbox } from './lib/sandbox.mjs';
 import { scenarios } from './lib/scenarios.mjs';
 import { ratio, summarize } from './lib/stats.mjs';
@@ -44,7 +45,7 @@ const RSS_TARGET_MIB = 45;
 const LEASES_TOLERANCE = 1.1;
 
 function parseArgs(argv) {
-  const o = { iterations: 30, quick: false, only: null, rss: true, strace: true, help: false };
+  const o = { iterations: 30, quick: false, only: null, rss: true, strace: true, binary: true, help: false };
   for (let k = 0; k < argv.length; k++) {
     const a = argv[k];
     if (a === '--quick') o.quick = true;
@@ -54,6 +55,7 @@ function parseArgs(argv) {
     else if (a.startsWith('--only=')) o.only = a.split('=')[1].split(',');
     else if (a === '--no-rss') o.rss = false;
     else if (a === '--no-strace') o.strace = false;
+    else if (a === '--no-binary') o.binary = false;
     else if (a === '--help' || a === '-h') o.help = true;
     else throw new Error(`unknown argument ${a} (try --help)`);
   }
@@ -154,12 +156,16 @@ async function runScenario(sc, sides, iterations, flags, sb) {
       }
     }
   }
-  const [a, b] = sides.map((s) => s.key);
-  const verbs = sc.verbs ?? Object.keys(samples[a] ?? samples[b] ?? {});
+  // Ratios are of medians against the last side (the reference; for bridge-ca: ours without CA).
+  // `ratio` is the first side's (ours, the bundles), `ratios` every side's.
+  const keys = sides.map((s) => s.key);
+  const base = keys[keys.length - 1];
+  const verbs = sc.verbs ?? Object.keys(keys.map((k) => samples[k]).find(Boolean) ?? {});
   for (const verb of verbs) {
     const v = {};
     for (const s of sides) v[s.key] = samples[s.key]?.[verb] ? summarize(samples[s.key][verb]) : null;
-    v.ratio = ratio(v[a]?.median, v[b]?.median);
+    v.ratios = Object.fromEntries(keys.slice(0, -1).map((k) => [k, ratio(v[k]?.median, v[base]?.median)]));
+    v.ratio = v.ratios[keys[0]];
     v.samples = Object.fromEntries(sides.map((s) => [s.key, (samples[s.key]?.[verb] ?? []).map((x) => Math.round(x * 100) / 100)]));
     res.verbs[verb] = v;
   }
@@ -173,20 +179,23 @@ async function runScenario(sc, sides, iterations, flags, sb) {
 }
 
 function printScenario(res) {
-  const [a, b] = res.sides;
+  const sides = res.sides;
+  const last = sides[sides.length - 1];
   log(`\n== ${res.title}  [${res.id}; ${res.iterations} iterations; ${res.unit}]`);
-  for (const s of res.sides) {
+  for (const s of sides) {
     const f = res.failures[s.key];
     log(`   ${s.label}: ${res.status[s.key]}${f ? `, ${f} failure(s): ${res.firstError[s.key]}` : ''}`);
   }
-  const anyData = Object.values(res.verbs).some((v) => v[a.key] || v[b.key]);
+  const anyData = Object.values(res.verbs).some((v) => sides.some((s) => v[s.key]));
   if (!anyData) return;
-  log(`   ${'verb'.padEnd(10)} ${`${a.label} med`.padStart(12)} ${'p90'.padStart(7)} ${'min'.padStart(7)} │ ${`${b.label} med`.padStart(15)} ${'p90'.padStart(7)} ${'min'.padStart(7)} │ ${'ratio'.padStart(6)}  issue baseline`);
+  const rk = sides.slice(0, -1);
+  const ratioHead = rk.map((s) => `${s.label}/${last.label}`.slice(0, 14).padStart(14)).join(' ');
+  log(`   ${'verb'.padEnd(10)} ${sides.map((s) => `${`${s.label} med`.padStart(15)} ${'p90'.padStart(7)} ${'min'.padStart(7)}`).join(' │ ')} │ ${ratioHead}  issue baseline`);
   for (const [verb, v] of Object.entries(res.verbs)) {
     const base = BASELINE[`${res.id} ${verb}`];
-    log(
-      `   ${verb.padEnd(10)} ${fmt(v[a.key]?.median, 12)} ${fmt(v[a.key]?.p90)} ${fmt(v[a.key]?.min)} │ ${fmt(v[b.key]?.median, 15)} ${fmt(v[b.key]?.p90)} ${fmt(v[b.key]?.min)} │ ${(v.ratio === null ? '-' : `${v.ratio.toFixed(2)}×`).padStart(6)}  ${base ? `ref ${base} ms` : ''}`,
-    );
+    const cols = sides.map((s) => `${fmt(v[s.key]?.median, 15)} ${fmt(v[s.key]?.p90)} ${fmt(v[s.key]?.min)}`).join(' │ ');
+    const ratios = rk.map((s) => { const x = v.ratios?.[s.key]; return (x === null || x === undefined ? '-' : `${x.toFixed(2)}×`).padStart(14); }).join(' ');
+    log(`   ${verb.padEnd(10)} ${cols} │ ${ratios}  ${base ? `ref ${base} ms` : ''}`);
   }
   for (const s of res.sides) {
     const pp = res.perPlugin[s.key];
@@ -212,59 +221,65 @@ function printScenario(res) {
   }
 }
 
-function evaluateTargets(results) {
+function evaluateTargets(results, packagings) {
   const byId = Object.fromEntries(results.map((r) => [r.id, r]));
   const out = [];
-  for (const t of TARGETS) {
-    const r = byId[t.scenario];
-    const ratioV = r?.verbs[t.verb]?.ratio ?? null;
-    const why = !r
-      ? 'scenario not run'
-      : r.status.ours !== 'ok'
-        ? `ours ${r.status.ours}`
-        : r.status.ref !== 'ok'
-          ? `reference ${r.status.ref}`
-          : ratioV === null && (r.failures.ours || r.failures.ref)
-            ? `every timed iteration failed: ${r.firstError.ours ?? r.firstError.ref}`
-            : null;
-    out.push({ target: `${t.name} ≤ ${t.max}× reference`, measured: ratioV, unit: '×', verdict: ratioV === null ? `n/a (${why ?? 'no samples'})` : ratioV <= t.max ? 'PASS' : 'MISS' });
-  }
-  // RSS: the largest peak over every measured invocation of ours.
-  let maxKiB = null;
-  let where = '';
-  for (const r of results) {
-    for (const [k, kib] of Object.entries(r.rss.ours ?? {})) {
-      if (maxKiB === null || kib > maxKiB) {
-        maxKiB = kib;
-        where = `${k} in ${r.id}`;
-      }
+  for (const [key, label] of packagings) {
+    for (const t of TARGETS) {
+      const r = byId[t.scenario];
+      const ratioV = r?.verbs[t.verb]?.ratios?.[key] ?? null;
+      const why = !r
+        ? 'scenario not run'
+        : r.status[key] !== 'ok'
+          ? `${label} ${r.status[key] ?? 'not run'}`
+          : r.status.ref !== 'ok'
+            ? `reference ${r.status.ref}`
+            : ratioV === null && (r.failures[key] || r.failures.ref)
+              ? `every timed iteration failed: ${r.firstError[key] ?? r.firstError.ref}`
+              : null;
+      out.push({ target: `${label}: ${t.name} ≤ ${t.max}× reference`, measured: ratioV, unit: '×', verdict: ratioV === null ? `n/a (${why ?? 'no samples'})` : ratioV <= t.max ? 'PASS' : 'MISS' });
     }
   }
-  out.push({
-    target: `peak RSS ≤ ${RSS_TARGET_MIB} MiB per process (ours)`,
-    measured: maxKiB === null ? null : Math.round((maxKiB / 1024) * 10) / 10,
-    unit: ' MiB',
-    where,
-    verdict: maxKiB === null ? 'n/a (no RSS measured for ours)' : maxKiB / 1024 <= RSS_TARGET_MIB ? 'PASS' : 'MISS',
-  });
+  // RSS: the largest peak over every measured invocation of each packaging.
+  for (const [key, label] of packagings) {
+    let maxKiB = null;
+    let where = '';
+    for (const r of results) {
+      for (const [k, kib] of Object.entries(r.rss[key] ?? {})) {
+        if (maxKiB === null || kib > maxKiB) {
+          maxKiB = kib;
+          where = `${k} in ${r.id}`;
+        }
+      }
+    }
+    out.push({
+      target: `${label}: peak RSS ≤ ${RSS_TARGET_MIB} MiB per process`,
+      measured: maxKiB === null ? null : Math.round((maxKiB / 1024) * 10) / 10,
+      unit: ' MiB',
+      where,
+      verdict: maxKiB === null ? `n/a (no RSS measured for ${label})` : maxKiB / 1024 <= RSS_TARGET_MIB ? 'PASS' : 'MISS',
+    });
+  }
   const hl = byId['host-local-leases'];
   const keys = hl ? Object.keys(hl.verbs) : [];
   const small = keys.find((k) => k === 'ADD 10');
   const big = keys.find((k) => k.startsWith('ADD ') && k !== 'ADD 10');
-  const rr = hl && small && big ? ratio(hl.verbs[big].ours?.median, hl.verbs[small].ours?.median) : null;
-  out.push({
-    target: `host-local ${big ? big.slice(4) : 'many'} leases no slower than 10 (ours, ADD; ≤ ${LEASES_TOLERANCE}× for noise)`,
-    measured: rr,
-    unit: '×',
-    verdict: rr === null ? `n/a (${hl ? `ours ${hl.status.ours}` : 'scenario not run'})` : rr <= LEASES_TOLERANCE ? 'PASS' : 'MISS',
-  });
+  for (const [key, label] of packagings) {
+    const rr = hl && small && big ? ratio(hl.verbs[big][key]?.median, hl.verbs[small][key]?.median) : null;
+    out.push({
+      target: `${label}: host-local ${big ? big.slice(4) : 'many'} leases no slower than 10 (ADD; ≤ ${LEASES_TOLERANCE}× for noise)`,
+      measured: rr,
+      unit: '×',
+      verdict: rr === null ? `n/a (${hl ? `${label} ${hl.status[key] ?? 'not run'}` : 'scenario not run'})` : rr <= LEASES_TOLERANCE ? 'PASS' : 'MISS',
+    });
+  }
   return out;
 }
 
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
   if (opts.help) {
-    log('usage: node bench/bench.mjs [--quick] [--iterations N] [--only id,id] [--no-rss] [--no-strace]');
+    log('usage: node bench/bench.mjs [--quick] [--iterations N] [--only id,id] [--no-rss] [--no-strace] [--no-binary]');
     log(`scenario ids: ${scenarios().map((s) => s.id).join(', ')}`);
     return 0;
   }
@@ -296,17 +311,31 @@ async function main() {
     cpSync(distBin, ours.dir, { recursive: true });
     for (const f of readdirSync(ours.dir)) oursBuild[f] = createHash('sha256').update(readFileSync(join(ours.dir, f))).digest('hex').slice(0, 12);
   }
+  // The binary packaging, snapshotted the same way: its own install.sh copies cni-ts into a temp
+  // dir and writes stubs that name that copy (the stubs are what a runtime runs).
+  const distPkg = join(REPO, 'dist/package');
+  let bin = null;
+  if (opts.binary && existsSync(join(distPkg, 'install.sh'))) {
+    bin = new Impl('bin', 'binary', sb.tempDir('bin'));
+    bin.shownDir = 'dist/package';
+    await runOk(['sh', join(distPkg, 'install.sh'), '--dir', bin.dir]);
+    oursBuild['package/cni-ts'] = createHash('sha256').update(readFileSync(join(bin.dir, 'cni-ts'))).digest('hex').slice(0, 12);
+  } else if (opts.binary) {
+    log('note: dist/package not built (npm run package): the binary packaging is not measured');
+  }
   try {
     machine = await machineInfo(REPO);
     machine.oursBuild = oursBuild;
-    log(`cni-ts benchmark — ours ${distBin} (copied to ${ours.dir}: ${Object.keys(oursBuild).sort().join(', ') || 'nothing built'}) vs reference ${ref.dir} (containernetworking-plugins ${machine.referencePlugins})`);
+    log(`cni-ts benchmark — ours: bundles ${distBin} (copied to ${ours.dir}: ${Object.keys(oursBuild).sort().join(', ') || 'nothing built'})${bin ? `, binary ${distPkg} (installed to ${bin.dir})` : ''} vs reference ${ref.dir} (containernetworking-plugins ${machine.referencePlugins})`);
     log(`${machine.cpuModel}, ${machine.cores} cores, ${machine.kernel}, node ${machine.node}, load ${machine.loadavgAtStart.join(' ')}`);
     log(`${machine.iproute2}; ${machine.nft}; ${machine.iptables}; sandbox ${sb.tag}; ${opts.iterations} iterations${opts.quick ? ' (--quick)' : ''}`);
     if (machine.loadavgAtStart[0] > machine.cores) {
       log(`warning: load average ${machine.loadavgAtStart[0]} > ${machine.cores} cores: absolute times are inflated; the ratios stay comparable (interleaved runs)`);
     }
     const hosts = { ours: await sb.host('host-ours'), ref: await sb.host('host-ref'), ca: await sb.host('host-ca'), ovl: await sb.host('host-ovl') };
+    if (bin) Object.assign(hosts, { bin: await sb.host('host-bin'), binca: await sb.host('host-binca') });
     for (const sc of selected) {
+      // The last side is what the others are compared with.
       const sides =
         sc.sidesKind === 'overlay'
           ? [
@@ -315,11 +344,13 @@ async function main() {
             ]
           : sc.sidesKind === 'ca'
           ? [
-              { key: 'ca', label: 'ours+CA', impl: ours, host: hosts.ca, env: { NODE_EXTRA_CA_CERTS: CA_BUNDLE } },
-              { key: 'noca', label: 'ours', impl: ours, host: hosts.ours },
+              { key: 'ca', label: 'bundle+CA', impl: ours, host: hosts.ca, env: { NODE_EXTRA_CA_CERTS: CA_BUNDLE } },
+              ...(bin ? [{ key: 'binca', label: 'binary+CA', impl: bin, host: hosts.binca, env: { NODE_EXTRA_CA_CERTS: CA_BUNDLE } }] : []),
+              { key: 'noca', label: 'bundle', impl: ours, host: hosts.ours },
             ]
           : [
-              { key: 'ours', label: 'ours', impl: ours, host: hosts.ours },
+              { key: 'ours', label: 'bundle', impl: ours, host: hosts.ours },
+              ...(bin ? [{ key: 'bin', label: 'binary', impl: bin, host: hosts.bin }] : []),
               { key: 'ref', label: 'reference', impl: ref, host: hosts.ref },
             ];
       const n = Math.max(sc.iterationsFactor ? 2 : 1, Math.round(opts.iterations * (sc.iterationsFactor ?? 1)));
@@ -342,8 +373,8 @@ async function main() {
   const leftovers = (await run(['ip', 'netns', 'list'])).stdout.split('\n').filter((l) => l.includes(sb.tag));
   cleanupProblems.push(...leftovers.map((l) => `netns left behind: ${l}`));
 
-  const targets = evaluateTargets(results);
-  log('\n== Targets (ratios ours/reference of medians, same run)');
+  const targets = evaluateTargets(results, [['ours', 'bundle'], ...(bin ? [['bin', 'binary']] : [])]);
+  log('\n== Targets (ratios ours/reference of medians, same run; bundle = dist/bin, binary = dist/package)');
   for (const t of targets) {
     log(`   ${t.verdict.startsWith('n/a') ? 'n/a ' : t.verdict}  ${t.target}: ${t.measured === null ? '-' : `${t.measured}${t.unit}`}${t.where ? ` (${t.where})` : ''}${t.verdict.startsWith('n/a') ? `  ${t.verdict.slice(4)}` : ''}`);
   }
@@ -355,7 +386,7 @@ async function main() {
     machine,
     loadavgAtEnd: os.loadavg().map((x) => Math.round(x * 100) / 100),
     options: { ...opts, rssMeasured: flags.rss, procsCounted: flags.strace },
-    implementations: { ours: distBin, reference: ref.dir },
+    implementations: { ours: distBin, ...(bin ? { bin: distPkg } : {}), reference: ref.dir },
     durationSeconds: Math.round((Date.now() - started) / 1000),
     baseline: { ...BASELINE, rssMiB: BASELINE_RSS_MIB },
     scenarios: results,

@@ -1,6 +1,7 @@
-// The benchmark scenarios. Each has two sides compared in the same run (normally ours vs the
-// reference), prepared in separate sandbox host netns with identical configs, and an iterate()
-// that performs one timed iteration for one side and returns {samples: {verb: ms}, failures}.
+// The benchmark scenarios. Each has two or three sides compared in the same run (our bundles, our
+// binary when built, the reference), prepared in separate sandbox host netns with identical
+// configs, and an iterate() that performs one timed iteration for one side and returns
+// {samples: {verb: ms}, failures}.
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
