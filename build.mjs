@@ -86,7 +86,7 @@ await Promise.all(
       // The shebang drops the caller's NODE_EXTRA_CA_CERTS (Node parses that bundle at every
       // start, ~80 ms, and plugins make no TLS connections) and NODE_OPTIONS (it could preload
       // code into a plugin). Line 2 marks the file as ours, so a plugin may run our IPAM
-      // in-process (lib/ipam/exec.ts).
+      // in-process (lib/self/self.ts isOurPlugin; the binary of scripts/package.mjs has its own way).
       banner: { js: `#!/usr/bin/env -S -u NODE_EXTRA_CA_CERTS -u NODE_OPTIONS node\n// cni-ts plugin: ${e.name}` },
       logLevel: 'warning',
       // The plugin's own config keys (lib/schema/keys.ts ownKeys); plugins without a schema get
