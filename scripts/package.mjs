@@ -222,8 +222,10 @@ async function packageAll() {
   copyFileSync(join(unpack, 'install.sh'), join(installed, 'install.sh'));
   chmodSync(join(installed, 'install.sh'), 0o755);
   const mib = (p) => (statSync(p).size / 2 ** 20).toFixed(1);
+  const binMib = mib(bin);
+  rmSync(work, { recursive: true, force: true }); // two more copies of the binary
   console.log(
-    `packaged ${names.length} plugins in ${((Date.now() - t0) / 1000).toFixed(0)} s: ${relative(root, tarball)} (${mib(tarball)} MiB; binary ${mib(bin)} MiB, node ${mib(process.execPath)} MiB unstripped); installed with stubs into ${relative(root, installed)}/`,
+    `packaged ${names.length} plugins in ${((Date.now() - t0) / 1000).toFixed(0)} s: ${relative(root, tarball)} (${mib(tarball)} MiB; binary ${binMib} MiB, node ${mib(process.execPath)} MiB unstripped); installed with stubs into ${relative(root, installed)}/`,
   );
 }
 
