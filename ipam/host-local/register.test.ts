@@ -5,7 +5,8 @@ import { chmodSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import './register';
-import { ipamAdd, ipamExec, MARKER } from '../../lib/ipam/exec';
+import { ipamAdd, ipamExec } from '../../lib/ipam/exec';
+import { BUNDLE_MARKER as MARKER } from '../../lib/self/self';
 import { parseConf, type CmdArgs } from '../../lib/skel/dispatch';
 import { bridge as bridgeKeys } from '../../lib/generated/keys';
 

@@ -23,6 +23,7 @@ import { validAttachments } from '../../lib/skel/gc';
 import { ensureRunning, livePid, stopDaemon, type DaemonSpec } from '../../lib/daemon/daemon';
 import { hostLocalIpam } from '../../ipam/host-local/host-local';
 import { formatIP } from '../../lib/ip/cidr';
+import { selfArgv } from '../../lib/self/self';
 import { agentConfig, loadNetConf, sameConfig, type OverlayConf } from './config';
 import { type HostState, readHealth, readState, runPaths, writeAtomic } from './state';
 
@@ -34,11 +35,11 @@ const networkText = (c: OverlayConf): string => `${formatIP(c.network.ip)}/${c.n
 /** The agent as lib/daemon runs it: this same executable in its `agent` mode. */
 export function agentSpec(conf: OverlayConf): DaemonSpec {
   const paths = runPaths(conf.runDir);
-  const script = process.argv[1]!;
   return {
     name: `overlay agent for ${conf.name}`,
     dir: conf.runDir,
-    argv: [process.execPath, script, 'agent', '--config', paths.config],
+    // This same program in its agent mode, bundle or binary (lib/self).
+    argv: selfArgv(['agent', '--config', paths.config]),
     pidFile: join(conf.runDir, 'agent.pid'),
     logFile: join(conf.runDir, 'agent.log'),
     lockFile: join(conf.runDir, 'agent.lock'),
