@@ -145,12 +145,15 @@ License: Apache-2.0. The binary contains Node.js; its license is in LICENSE.node
 }
 
 async function bundleMulticall(plugins, outfile) {
-  const table = plugins.map((p) => `  ${JSON.stringify(p.name)}: () => require(${JSON.stringify(p.path)}),`).join('\n');
+  // Each entry names the plugin's own config keys first (build.mjs gives a bundle its keys by
+  // a define; the binary holds every plugin, so its dispatcher says which ones apply).
+  const keysOf = (n) => `keys.${n.replace(/\W/g, '_')} ?? NETCONF_KEYS`;
+  const table = plugins.map((p) => `  ${JSON.stringify(p.name)}: () => { setOwnKeys(${keysOf(p.name)}); require(${JSON.stringify(p.path)}); },`).join('\n');
   await build({
     stdin: {
       // require() keeps each plugin lazy: esbuild wraps the modules it reaches that way in
       // init functions, so a start evaluates only the plugin it is (and the lib it uses).
-      contents: `import { multicallMain } from './lib/self/multicall';\nmulticallMain({\n${table}\n}, ${JSON.stringify(version)});\n`,
+      contents: `import { multicallMain } from './lib/self/multicall';\nimport { NETCONF_KEYS, setOwnKeys } from './lib/schema/keys';\nimport * as keys from './lib/generated/keys';\nmulticallMain({\n${table}\n}, ${JSON.stringify(version)});\n`,
       resolveDir: root,
       sourcefile: 'multicall-entry.ts',
       loader: 'ts',
