@@ -9,6 +9,7 @@
 // Every dnsmasq runs in a sandbox host netns; afterEach kills any left by a failing test.
 import { chmodSync, existsSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { resolvConf, resolveAndPing } from './helpers/dns';
 import { execOk, inNetns } from './helpers/exec';
 import { eventually, ping } from './helpers/ip-json';
 import { Registry, type Netns, uniqueBridgeName, uniqueContainerId, uniqueNetName, uniqueSubnet24 } from './helpers/netns';
@@ -41,19 +42,6 @@ s.on('message', (m) => {
   console.log(JSON.stringify({ rcode, addrs })); clearTimeout(timer); s.close();
 });
 s.send(q, 53, server);
-`;
-
-// Inside a private mount namespace: bind the given resolv.conf over /etc/resolv.conf, then ask
-// libc (getent, i.e. getaddrinfo with the search list) and ping the name.
-const LIBC_RESOLVE = `
-const { execFileSync } = require('child_process');
-const [rc, name] = process.argv.slice(1);
-execFileSync('mount', ['--bind', rc, '/etc/resolv.conf']);
-let addr = '';
-try { addr = execFileSync('getent', ['ahostsv4', name]).toString().split(/\\s+/)[0]; } catch {}
-let pinged = false;
-if (addr) { try { execFileSync('ping', ['-n', '-c', '1', '-W', '2', name]); pinged = true; } catch {} }
-console.log(JSON.stringify({ addr, pinged }));
 `;
 
 interface Answer {
@@ -230,12 +218,8 @@ maybe(`dnsname [${IMPL}: ${PLUGIN_DIR}]`, () => {
 
     // What the runtime does with the result: resolv.conf from result.dns; then libc resolves
     // and ping reaches the container by name and by alias.
-    const rc = join(reg.tempDir(), 'resolv.conf');
-    writeFileSync(rc, `nameserver ${alpine1.result.dns.nameservers[0]}\nsearch ${alpine1.result.dns.search.join(' ')}\n`);
-    const libc = async (ns: Netns, name: string): Promise<{ addr: string; pinged: boolean }> => {
-      const r = await execOk(inNetns(ns.path, ['unshare', '--mount', '--propagation', 'private', '--', process.execPath, '-e', LIBC_RESOLVE, rc, name]), { timeoutMs: 20_000 });
-      return JSON.parse(r.stdout) as { addr: string; pinged: boolean };
-    };
+    const rc = resolvConf(reg.tempDir(), alpine1.result.dns);
+    const libc = (ns: Netns, name: string) => resolveAndPing(ns.path, rc, name);
     expect(await libc(alpine1.ns, 'alpine2')).toEqual({ addr: alpine2.ip, pinged: true });
     expect(await libc(alpine1.ns, 'web')).toEqual({ addr: alpine2.ip, pinged: true });
     expect(await libc(alpine1.ns, 'alpine3')).toEqual({ addr: '', pinged: false });
