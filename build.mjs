@@ -4,6 +4,7 @@
 // plugin compiles a schema when it starts. Step 2 bundles plugins/<name>/main.ts and
 // ipam/<name>/main.ts with esbuild.
 import { build } from 'esbuild';
+import { BUNDLE_OPTIONS } from './scripts/bundle-options.mjs';
 import Ajv from 'ajv';
 import standaloneCode from 'ajv/dist/standalone/index.js';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -77,18 +78,12 @@ await Promise.all(
     await build({
       entryPoints: [e.path],
       outfile,
-      bundle: true,
-      platform: 'node',
-      target: 'node20',
-      format: 'cjs',
-      minify: true,
-      legalComments: 'none',
+      ...BUNDLE_OPTIONS,
       // The shebang drops the caller's NODE_EXTRA_CA_CERTS (Node parses that bundle at every
       // start, ~80 ms, and plugins make no TLS connections) and NODE_OPTIONS (it could preload
       // code into a plugin). Line 2 marks the file as ours, so a plugin may run our IPAM
       // in-process (lib/self/self.ts isOurPlugin; the binary of scripts/package.mjs has its own way).
       banner: { js: `#!/usr/bin/env -S -u NODE_EXTRA_CA_CERTS -u NODE_OPTIONS node\n// cni-ts plugin: ${e.name}` },
-      logLevel: 'warning',
       // The plugin's own config keys (lib/schema/keys.ts ownKeys); plugins without a schema get
       // only the keys every config has.
       define: { __CNI_TS_CONF_KEYS__: JSON.stringify(keyTrees[e.name] ?? NETCONF_KEYS) },
