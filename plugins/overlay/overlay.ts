@@ -75,21 +75,20 @@ export async function ensureAgent(conf: OverlayConf): Promise<HostState> {
     // The agent runs with another config: restart it with this one.
     if (old && livePid(spec) !== undefined) await stopDaemon(spec);
   }
+  // Code 11 with the agent's own reason (etcd unreachable, auth refused, config conflict).
+  const noLease = (cause: string): CniError => {
+    const h = readHealth(paths);
+    return new CniError(ErrCode.TryAgainLater, `overlay network ${conf.name}: this host has no subnet lease yet${h?.error ? `: ${h.error}` : ''}`, `${cause}the agent keeps trying (log: ${spec.logFile})`);
+  };
   try {
     await ensureRunning(spec, { readyTimeoutMs: FIRST_LEASE_WAIT_MS });
   } catch (e) {
     const state = usableState(conf);
     if (state) return state; // the agent is in trouble, but the lease we hold still serves ADD
-    const h = readHealth(paths);
-    const why = h?.error ? `: ${h.error}` : '';
-    const err = e instanceof CniError ? e : undefined;
-    throw new CniError(ErrCode.TryAgainLater, `overlay network ${conf.name}: this host has no subnet lease yet${why}`, `${err?.message ?? String(e)}; the agent keeps trying (log: ${spec.logFile})`);
+    throw noLease(`${e instanceof Error ? e.message : String(e)}; `);
   }
   const state = usableState(conf);
-  if (!state) {
-    const h = readHealth(paths);
-    throw new CniError(ErrCode.TryAgainLater, `overlay network ${conf.name}: this host has no subnet lease yet${h?.error ? `: ${h.error}` : ''}`, `the agent keeps trying (log: ${spec.logFile})`);
-  }
+  if (!state) throw noLease('');
   return state;
 }
 
