@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debs=(iproute2 nftables iptables util-linux iputils-ping containernetworking-plugins dnsmasq-base time strace python3 busybox-static etcd-server etcd-client ethtool binutils)
+debs=(iproute2 nftables iptables util-linux iputils-ping containernetworking-plugins dnsmasq-base time strace python3 busybox-static etcd-server etcd-client ethtool binutils openssl)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
