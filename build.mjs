@@ -8,7 +8,10 @@ import { BUNDLE_OPTIONS } from './scripts/bundle-options.mjs';
 import Ajv from 'ajv';
 import standaloneCode from 'ajv/dist/standalone/index.js';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
+import { buildId } from './scripts/build-id.mjs';
+import { multicallEntry } from './scripts/multicall.mjs';
+import { stubText } from './scripts/stub.mjs';
 
 const root = new URL('.', import.meta.url).pathname;
 const only = process.argv.includes('--validators-only');
@@ -92,3 +95,22 @@ await Promise.all(
   }),
 );
 console.log(`built ${entries.length} plugins into dist/bin: ${entries.map((e) => e.name).sort().join(', ')}`);
+
+// 3. The served layout (README "Served mode"): dist/served holds the multi-call bundle cni-ts
+// (every plugin, and `cni-ts serve`, the per-host service) and one bash stub per plugin that
+// hands its call to the service or else runs `cni-ts <plugin>` (scripts/stub.mjs).
+const served = join(root, 'dist/served');
+mkdirSync(served, { recursive: true });
+const version = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version;
+const id = buildId(root);
+const plugins = entries.map((e) => ({ name: e.name, path: './' + relative(root, e.path) })).sort((a, b) => a.name.localeCompare(b.name));
+await build({
+  stdin: { contents: multicallEntry(plugins, version, new Set(Object.keys(keyTrees))), resolveDir: root, sourcefile: 'multicall-entry.ts', loader: 'ts' },
+  outfile: join(served, 'cni-ts'),
+  ...BUNDLE_OPTIONS,
+  banner: { js: '#!/usr/bin/env -S -u NODE_EXTRA_CA_CERTS -u NODE_OPTIONS node' },
+  define: { __CNI_TS_BUILD_ID__: JSON.stringify(id) },
+});
+chmodSync(join(served, 'cni-ts'), 0o755);
+for (const e of plugins) writeFileSync(join(served, e.name), stubText(e.name, id, version), { mode: 0o755 });
+console.log(`built the served layout into dist/served (build ${id}): cni-ts and ${plugins.length} stubs`);

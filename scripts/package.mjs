@@ -9,12 +9,12 @@
 // One multi-call binary, `cni-ts`: a Node single-executable application (SEA; Node 20's flow:
 // `node --experimental-sea-config` writes a blob with the bundled code and its V8 code cache,
 // postject injects it into a stripped copy of this node binary). It carries every plugin and
-// picks one by the name it is started as (lib/self/multicall.ts). Beside it, one stub per plugin:
-//   #!/usr/bin/env -S -u NODE_OPTIONS -u NODE_EXTRA_CA_CERTS /opt/cni/bin/cni-ts
-// A SEA still obeys NODE_OPTIONS (a --require preload runs inside it) and NODE_EXTRA_CA_CERTS
-// (the bundle is parsed at every start), and a runtime passes its own environment on; the stub
-// drops both with no shell and no node (env -S: GNU coreutils >= 8.30). The stub names the
-// binary by its absolute path, so install.sh writes the stubs for the directory it installs to.
+// picks one by the name it is started as (lib/self/multicall.ts), and `cni-ts serve` is the
+// per-host service of served mode (lib/serve). Beside it, one bash stub per plugin
+// (scripts/stub.mjs): it hands the call to the service when one runs, else runs
+// `<its dir>/cni-ts <plugin>` in-process, after dropping the caller's NODE_OPTIONS (a SEA still
+// obeys it: a --require preload would run inside it) and NODE_EXTRA_CA_CERTS (parsed at every
+// start). The stubs find cni-ts beside themselves, so the tarball's stubs work wherever installed.
 //
 // The tarball is flat like the reference's cni-plugins-linux-<arch>-<version>.tgz (`./<plugin>`
 // executables at the top, owner 0), plus cni-ts, install.sh, README.md and the licenses.
@@ -22,6 +22,9 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { build } from 'esbuild';
 import { BUNDLE_OPTIONS } from './bundle-options.mjs';
+import { buildId } from './build-id.mjs';
+import { multicallEntry } from './multicall.mjs';
+import { stubText } from './stub.mjs';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 
@@ -56,20 +59,15 @@ function pluginEntries() {
   return out.sort((a, b) => a.name.localeCompare(b.name));
 }
 
-/** The stub for `plugin` that runs the binary at `bin` (install.sh writes the same two lines). */
-function stubText(bin, plugin) {
-  return `#!/usr/bin/env -S -u NODE_OPTIONS -u NODE_EXTRA_CA_CERTS ${bin}\n# ${NAME} ${version}: plugin "${plugin}" of the multi-call binary named above, started without the caller's NODE_OPTIONS and NODE_EXTRA_CA_CERTS.\n`;
-}
-
 function installScript(plugins) {
   // POSIX sh only: it runs on the target host, which needs no node.
   return `#!/bin/sh
 # Installs the ${NAME} ${version} CNI plugins into /opt/cni/bin or --dir DIR: the multi-call
-# binary ${NAME}, plus one executable per plugin named after it, which is either a stub that
-# drops the caller's NODE_OPTIONS and NODE_EXTRA_CA_CERTS and runs DIR/${NAME} (the default; it
-# needs /usr/bin/env with -S, GNU coreutils >= 8.30) or, with --links, a symlink to ${NAME}
-# (one exec less; NODE_OPTIONS and NODE_EXTRA_CA_CERTS of the caller then apply to the plugin).
-# Files are replaced by rename, so a plugin running meanwhile keeps its old copy.
+# binary ${NAME}, plus one executable per plugin named after it, which is either the served-mode
+# stub beside this script (the default: it hands calls to the per-host service, or runs DIR/${NAME})
+# or, with --links, a symlink to ${NAME} (in-process only; NODE_OPTIONS and NODE_EXTRA_CA_CERTS of
+# the caller then apply to the plugin). Files are replaced by rename, so a plugin running
+# meanwhile keeps its old copy; a running service sees its binary change and makes way.
 # Plugins of the same names already in DIR (e.g. the reference's) are replaced.
 set -eu
 PLUGINS="${plugins.join(' ')}"
@@ -89,14 +87,6 @@ done
 [ -f "$here/${NAME}" ] || { echo "$0: $here/${NAME} not found" >&2; exit 1; }
 mkdir -p -- "$dir"
 dir=$(CDPATH= cd -- "$dir" && pwd -P)
-line="#!/usr/bin/env -S -u NODE_OPTIONS -u NODE_EXTRA_CA_CERTS $dir/${NAME}"
-if [ $links = 0 ]; then
-  case $dir in
-    *[!A-Za-z0-9/._+-]*) echo "$0: a stub cannot name a directory with spaces or special characters: $dir (use --links)" >&2; exit 1 ;;
-  esac
-  # The kernel reads at most 255 bytes of a #! line.
-  [ \${#line} -le 255 ] || { echo "$0: $dir is too long a path for a #! line (use --links)" >&2; exit 1; }
-fi
 if ! [ "$here/${NAME}" -ef "$dir/${NAME}" ]; then
   cp -- "$here/${NAME}" "$dir/.${NAME}.new.$$"
   chmod 755 "$dir/.${NAME}.new.$$"
@@ -104,20 +94,20 @@ if ! [ "$here/${NAME}" -ef "$dir/${NAME}" ]; then
 fi
 for p in $PLUGINS; do
   [ ! -d "$dir/$p" ] || { echo "$0: $dir/$p is a directory" >&2; exit 1; }
+  [ "$here/$p" -ef "$dir/$p" ] && continue
   tmp="$dir/.$p.new.$$"
   rm -f -- "$tmp"
   if [ $links = 1 ]; then
     ln -s ${NAME} "$tmp"
   else
-    printf '%s\\n%s\\n' "$line" "# ${NAME} ${version}: plugin \\"$p\\" of the multi-call binary named above, started without the caller's NODE_OPTIONS and NODE_EXTRA_CA_CERTS." > "$tmp"
+    cp -- "$here/$p" "$tmp"
     chmod 755 "$tmp"
   fi
   mv -f -- "$tmp" "$dir/$p"
 done
-# The installed plugins must answer; a stub fails here when /usr/bin/env lacks -S.
+# The installed plugins must answer.
 if ! out=$(CNI_COMMAND=VERSION "$dir/loopback" </dev/null 2>&1) || [ "\${out#*supportedVersions}" = "$out" ]; then
   echo "$0: $dir/loopback does not answer VERSION: $out" >&2
-  [ $links = 1 ] || echo "$0: if /usr/bin/env has no -S (busybox), install with --links" >&2
   exit 1
 fi
 echo "installed ${NAME} ${version} into $dir ($([ $links = 1 ] && echo links || echo stubs)): $PLUGINS"
@@ -132,35 +122,29 @@ standalone executable: no Node.js is needed on the host.
 
 - \`${NAME}\`: the multi-call binary (Node.js ${process.versions.node} single-executable application)
   with every plugin: ${plugins.join(', ')}.
-- one executable per plugin, named after it: a two-line stub that drops the caller's
-  \`NODE_OPTIONS\` and \`NODE_EXTRA_CA_CERTS\` and runs \`${DEFAULT_DIR}/${NAME}\`.
-- \`install.sh\`: \`./install.sh [--dir DIR] [--links]\` installs into ${DEFAULT_DIR} or DIR and
-  writes the stubs for that directory (\`--links\`: symlinks to \`${NAME}\` instead of stubs).
+- one executable per plugin, named after it: a bash stub that hands the call to the per-host
+  service (\`${NAME} serve\`, started on demand; \`CNI_TS_SERVICE=off\` in the runtime's
+  environment turns that off) or else runs \`${NAME} <plugin>\` from its own directory, without
+  the caller's \`NODE_OPTIONS\` and \`NODE_EXTRA_CA_CERTS\`.
+- \`install.sh\`: \`./install.sh [--dir DIR] [--links]\` installs into ${DEFAULT_DIR} or DIR
+  (\`--links\`: symlinks to \`${NAME}\` instead of stubs: in-process only).
 
-Unpacking straight into ${DEFAULT_DIR} (\`tar -C ${DEFAULT_DIR} -xzf ...\`) also works: the stubs
-name ${DEFAULT_DIR}/${NAME}. The stubs need \`/usr/bin/env\` with \`-S\` (GNU coreutils 8.30 or later).
+Unpacking straight into ${DEFAULT_DIR} (\`tar -C ${DEFAULT_DIR} -xzf ...\`) also works. The stubs need bash.
 The plugins drive the host's \`ip\`, \`nsenter\`, \`nft\`/\`iptables\`, \`tc\` (and \`dnsmasq\` for dnsname).
 
 License: Apache-2.0. The binary contains Node.js; its license is in LICENSE.node.
 `;
 }
 
-async function bundleMulticall(plugins, outfile) {
-  // Each entry names the plugin's own config keys first (build.mjs gives a bundle its keys by
-  // a define; the binary holds every plugin, so its dispatcher says which ones apply).
-  const keysOf = (n) => `keys.${n.replace(/\W/g, '_')} ?? NETCONF_KEYS`;
-  const table = plugins.map((p) => `  ${JSON.stringify(p.name)}: () => { setOwnKeys(${keysOf(p.name)}); require(${JSON.stringify(p.path)}); },`).join('\n');
+async function bundleMulticall(plugins, outfile, id) {
+  // The plugins with a schema of their own (build.mjs wrote their keys; the others get NETCONF_KEYS).
+  const generated = readFileSync(join(root, 'lib/generated/keys.js'), 'utf8');
+  const withKeys = new Set(plugins.map((p) => p.name).filter((n) => generated.includes(`export const ${n.replace(/\W/g, '_')} =`)));
   await build({
-    stdin: {
-      // require() keeps each plugin lazy: esbuild wraps the modules it reaches that way in
-      // init functions, so a start evaluates only the plugin it is (and the lib it uses).
-      contents: `import { multicallMain } from './lib/self/multicall';\nimport { NETCONF_KEYS, setOwnKeys } from './lib/schema/keys';\nimport * as keys from './lib/generated/keys';\nmulticallMain({\n${table}\n}, ${JSON.stringify(version)});\n`,
-      resolveDir: root,
-      sourcefile: 'multicall-entry.ts',
-      loader: 'ts',
-    },
+    stdin: { contents: multicallEntry(plugins, version, withKeys), resolveDir: root, sourcefile: 'multicall-entry.ts', loader: 'ts' },
     outfile,
     ...BUNDLE_OPTIONS,
+    define: { __CNI_TS_BUILD_ID__: JSON.stringify(id) },
   });
 }
 
@@ -194,11 +178,12 @@ async function packageAll() {
   rmSync(work, { recursive: true, force: true });
   mkdirSync(stage, { recursive: true });
   const js = join(work, `${NAME}.js`);
-  await bundleMulticall(plugins, js);
+  const id = buildId(root);
+  await bundleMulticall(plugins, js, id);
   const bin = join(stage, NAME);
   makeBinary(js, bin);
   for (const n of names) {
-    writeFileSync(join(stage, n), stubText(`${DEFAULT_DIR}/${NAME}`, n), { mode: 0o755 });
+    writeFileSync(join(stage, n), stubText(n, id, version), { mode: 0o755 });
   }
   writeFileSync(join(stage, 'install.sh'), installScript(names), { mode: 0o755 });
   writeFileSync(join(stage, 'README.md'), readmeText(names));

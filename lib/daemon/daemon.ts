@@ -76,6 +76,11 @@ export interface EnsureOptions {
   locked?: boolean;
   /** Bound on waiting for the daemon's lock (default 30 s, then code 11). */
   lockTimeoutMs?: number;
+  /**
+   * Return once a new daemon is spawned and its pid file written, without waiting for it to be
+   * ready (the caller does not need it now: served mode starts its service for the next calls).
+   */
+  noWait?: boolean;
 }
 
 export interface StopOptions {
@@ -285,7 +290,7 @@ function openLog(logFile: string, first: string): { fd: number; offset: number }
   }
 }
 
-async function start(spec: DaemonSpec, paths: DaemonPaths, timeoutMs: number): Promise<{ pid: number; started: boolean }> {
+async function start(spec: DaemonSpec, paths: DaemonPaths, timeoutMs: number, noWait = false): Promise<{ pid: number; started: boolean }> {
   const bin = spec.argv[0];
   if (!bin || !isAbsolute(bin)) throw new CniError(ErrCode.Internal, `cannot start ${spec.name}: argv[0] must be an absolute path, got "${bin ?? ''}"`);
   const log = openLog(paths.logFile, `starting ${spec.name}: ${spec.argv.join(' ')}`);
@@ -313,6 +318,7 @@ async function start(spec: DaemonSpec, paths: DaemonPaths, timeoutMs: number): P
       signal(pid, 'SIGKILL');
       throw new CniError(ErrCode.IOFailure, `failed to write ${paths.pidFile} for ${spec.name}: ${(e as Error).message}`);
     }
+    if (noWait) return { pid, started: true };
     const outcome = await pollReady(spec, pid, timeoutMs, exited);
     if (outcome === 'ready') {
       // Checked only now: a program started through an interpreter or env(1) execs more than
@@ -358,7 +364,7 @@ export async function ensureRunning(spec: DaemonSpec, opts: EnsureOptions = {}):
     // The common case costs no lock (a flock(1) process): running and ready is a final state
     // that only a stop, which is not ours to order against, can change.
     const pid = livePid(spec);
-    if (pid !== undefined && (await isReady(spec, pid))) return { pid, started: false };
+    if (pid !== undefined && (opts.noWait || (await isReady(spec, pid)))) return { pid, started: false };
   }
   try {
     mkdirSync(spec.dir, { recursive: true, mode: 0o755 });
@@ -368,9 +374,9 @@ export async function ensureRunning(spec: DaemonSpec, opts: EnsureOptions = {}):
   return underLock(paths, opts, async () => {
     // Another caller may have started it while we waited for the lock. If it dies while we
     // wait for it to be ready, we start a new one.
-    const pid = await readyPid(spec, { readyTimeoutMs: timeoutMs });
+    const pid = opts.noWait ? livePid(spec) : await readyPid(spec, { readyTimeoutMs: timeoutMs });
     if (pid !== undefined) return { pid, started: false };
-    return start(spec, paths, timeoutMs);
+    return start(spec, paths, timeoutMs, opts.noWait);
   });
 }
 

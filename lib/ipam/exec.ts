@@ -63,7 +63,16 @@ async function execIpam(command: 'ADD' | 'DEL' | 'CHECK' | 'GC' | 'STATUS', bin:
   const res = await run([bin], {
     input: args.stdin.toString('utf8'),
     nothrow: true,
-    envOverride: { CNI_COMMAND: command },
+    // The call's own CNI_* variables, named one by one as libcni does: in served mode this
+    // process's environment is the service's, not the call's.
+    envOverride: {
+      CNI_COMMAND: command,
+      CNI_CONTAINERID: args.containerID,
+      CNI_NETNS: args.netns,
+      CNI_IFNAME: args.ifName,
+      CNI_ARGS: args.args,
+      CNI_PATH: args.path.join(':'),
+    },
   });
   if (res.exitCode !== 0) {
     // The child's error object is on stdout (libcni pluginErr); stderr only when stdout is empty.

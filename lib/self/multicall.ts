@@ -12,12 +12,14 @@
  * - by hand or by selfArgv: `cni-ts bridge [args]`.
  */
 import { basename } from 'node:path';
-import { MULTICALL_NAME, setPluginName } from './self';
+import { setOwnKeys, type KeyNode } from '../schema/keys';
+import { MULTICALL_NAME, isBinary, setMulticallPath, setPluginName } from './self';
 
-export type PluginTable = Record<string, () => void>;
+/** Each plugin's own config keys (lib/schema/keys.ts) and the loader of its main module. */
+export type PluginTable = Record<string, { keys: KeyNode; load: () => void }>;
 
 /** Which plugin argv asks for, and argv as that plugin's code should see it (or undefined). */
-export function resolveMulticall(argv: readonly string[], plugins: PluginTable): { name: string; argv: string[] } | undefined {
+export function resolveMulticall(argv: readonly string[], plugins: Readonly<Record<string, unknown>>): { name: string; argv: string[] } | undefined {
   const has = (n: string) => Object.prototype.hasOwnProperty.call(plugins, n);
   const first = argv[1] ?? '';
   if (has(basename(first))) return { name: basename(first), argv: [argv[0]!, first, ...argv.slice(2)] };
@@ -32,6 +34,17 @@ export function multicallMain(plugins: PluginTable, version: string): void {
   if (!hit) {
     const names = Object.keys(plugins).sort();
     const asked = process.argv[2];
+    if (asked === 'serve') {
+      // The per-host service of served mode (lib/serve), loaded only here.
+      setMulticallPath(isBinary() ? process.execPath : (process.argv[1] ?? ''));
+      import('../serve/service')
+        .then((m) => m.serviceMain(plugins))
+        .catch((e: unknown) => {
+          process.stderr.write(`${MULTICALL_NAME} serve: ${(e as Error).message}\n`);
+          process.exit(1);
+        });
+      return;
+    }
     if (asked === '--version') process.stdout.write(`${MULTICALL_NAME} ${version}\n`);
     else if (asked === '--list') process.stdout.write(names.join('\n') + '\n');
     else {
@@ -42,7 +55,10 @@ export function multicallMain(plugins: PluginTable, version: string): void {
     }
     return;
   }
+  const script = process.argv[1] ?? '';
   process.argv = hit.argv;
-  setPluginName(hit.name);
-  plugins[hit.name]!();
+  setPluginName(hit.name, isBinary() ? process.execPath : script);
+  const entry = plugins[hit.name]!;
+  setOwnKeys(entry.keys);
+  entry.load();
 }

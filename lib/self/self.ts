@@ -9,14 +9,17 @@
  * - whether an executable found in CNI_PATH is our own build of a plugin (isOurPlugin), so a
  *   plugin may run it in-process instead of exec'ing it.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
-import { basename } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 
 /** The multi-call binary's own name (what the stubs and links point at). */
 export const MULTICALL_NAME = 'cni-ts';
 
 /** Line 2 of each bundle (build.mjs writes it): the mark of our bundle of a plugin. */
 export const BUNDLE_MARKER = '// cni-ts plugin: ';
+/** Line 2 of each served-mode stub (scripts/stub.mjs): a bash front that runs `<its dir>/cni-ts <plugin>`. */
+export const STUB_MARKER = '# cni-ts plugin: ';
 
 let seaCache: boolean | undefined;
 /** True inside the single-executable binary (node:sea exists from Node 20.12 on). */
@@ -33,9 +36,30 @@ export function isBinary(): boolean {
 }
 
 let pluginName: string | undefined;
+/** The multi-call program's own path when this process is one (bundle: its script; binary: execPath). */
+let multicallPath: string | undefined;
 /** The multi-call dispatcher records which plugin this process is (lib/self/multicall.ts). */
-export function setPluginName(name: string): void {
+export function setPluginName(name: string, multicall?: string): void {
   pluginName = name;
+  if (multicall !== undefined) multicallPath = multicall;
+}
+
+/**
+ * The plugin a request of the per-host service (lib/serve) is for. The service is one
+ * multi-call process serving every plugin at once, so "which plugin am I" belongs to the
+ * request, not to the process.
+ */
+const requestPlugin = new AsyncLocalStorage<string>();
+export function runAsPlugin<T>(name: string, fn: () => T): T {
+  return requestPlugin.run(name, fn);
+}
+
+/** The multi-call program itself (for the service), when this process is one. */
+export function setMulticallPath(path: string): void {
+  multicallPath = path;
+}
+export function getMulticallPath(): string | undefined {
+  return multicallPath;
 }
 
 /**
@@ -46,7 +70,10 @@ export function setPluginName(name: string): void {
  * (the stub or the shebang already dropped NODE_OPTIONS and NODE_EXTRA_CA_CERTS).
  */
 export function selfArgv(args: string[]): string[] {
-  if (isBinary()) return [process.execPath, pluginName ?? basename(process.argv[1] ?? ''), ...args];
+  const name = requestPlugin.getStore() ?? pluginName ?? basename(process.argv[1] ?? '');
+  if (isBinary()) return [process.execPath, name, ...args];
+  // The multi-call bundle (dist/served/cni-ts) picks the plugin from the word after it.
+  if (multicallPath !== undefined) return [process.execPath, multicallPath, name, ...args];
   return [process.execPath, process.argv[1]!, ...args];
 }
 
@@ -115,6 +142,11 @@ export function isOurPlugin(bin: string, type: string): boolean {
   if (b.length >= 2 && b[0] === 0x23 && b[1] === 0x21) {
     const lines = b.toString('latin1').split('\n');
     if (lines[1] === BUNDLE_MARKER + type) return true;
+    // A served-mode stub runs the multi-call program beside it: ours if that is this very program.
+    if (lines[1] === STUB_MARKER + type) {
+      const self = isBinary() ? process.execPath : multicallPath;
+      return self !== undefined && sameFile(join(dirname(bin), MULTICALL_NAME), self);
+    }
     if (!isBinary() || basename(bin) !== type || lines.length < 2) return false;
     const target = lines[0]!.trim().split(/\s+/).pop()!;
     return target.startsWith('/') && sameFile(target, process.execPath);

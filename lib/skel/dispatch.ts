@@ -48,6 +48,22 @@ export interface PluginOptions {
   keys?: KeyNode;
 }
 
+/** What a plugin hands pluginMain: its verbs, its about text and its options. */
+export interface PluginDef {
+  funcs: PluginFuncs;
+  about: string;
+  opts: PluginOptions;
+}
+
+let capture: ((def: PluginDef) => void) | undefined;
+/**
+ * For the per-host service (lib/serve/service.ts), which loads every plugin's main module in one
+ * process: while set, pluginMain hands the plugin's definition to `fn` instead of running it.
+ */
+export function captureDefinitions(fn: ((def: PluginDef) => void) | undefined): void {
+  capture = fn;
+}
+
 export interface Io {
   getenv: (k: string) => string | undefined;
   readStdin: () => Buffer;
@@ -204,6 +220,11 @@ export async function dispatch(funcs: PluginFuncs, about: string, io: Io, opts: 
     switch (env.command) {
       case 'ADD': {
         if (!funcs.add) throw new CniError(ErrCode.Internal, 'ADD is not implemented');
+        // The served-mode stub saw the service die after it had taken this ADD (lib/serve/protocol.ts):
+        // undo whatever it may have half-made, then add afresh.
+        if (io.getenv('CNI_TS_RECOVER') === '1' && funcs.del) {
+          await funcs.del(args).catch((e: unknown) => io.stderr(`cleaning up after the service died mid-ADD: ${asCniError(e).message}`));
+        }
         const result = await funcs.add(args);
         return { out: JSON.stringify(resultForVersion(result, conf.cniVersion)), code: 0 };
       }
@@ -229,10 +250,20 @@ export async function dispatch(funcs: PluginFuncs, about: string, io: Io, opts: 
 
 /** The single entry point of each executable. */
 export function pluginMain(funcs: PluginFuncs, about: string, opts: PluginOptions = {}, io: Io = realIo): void {
+  if (capture) {
+    capture({ funcs, about, opts });
+    return;
+  }
   // This program started again as one of its own helpers (lib/self/self.ts selfArgv)?
   if (io === realIo && runRequestedMode()) return;
+  // Run here by a served-mode stub that found no service to take the call: start one for the
+  // calls to come, alongside this one (lib/serve/start.ts; never fails the call).
+  const starting = io === realIo && process.env.CNI_TS_VIA_STUB && process.env.CNI_COMMAND ? import('../serve/start').then((m) => m.startForNextCalls(io.stderr)) : undefined;
   dispatch(funcs, about, io, opts).then(
-    ({ out, code }) => io.finish(out, code),
+    async ({ out, code }) => {
+      await starting;
+      io.finish(out, code);
+    },
     (e) => io.finish(JSON.stringify(asCniError(e).toJSON(CURRENT_VERSION)), 1),
   );
 }

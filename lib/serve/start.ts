@@ -1,0 +1,51 @@
+/**
+ * Starting the per-host service (lib/serve/service.ts) on demand, and its lib/daemon spec. Loaded
+ * only by a plugin that a served-mode stub ran itself because no service took the call.
+ */
+import { existsSync } from 'node:fs';
+import { basename } from 'node:path';
+import { ensureRunning, type DaemonSpec } from '../daemon/daemon';
+import { getMulticallPath, isBinary, MULTICALL_NAME } from '../self/self';
+import { serviceMode, servicePaths } from './protocol';
+
+/** The word after the multi-call program that makes it the service: `cni-ts serve`. */
+export const SERVE_WORD = 'serve';
+
+/** argv that runs this build's multi-call program as the service; undefined outside one. */
+export function serviceArgv(): string[] | undefined {
+  if (isBinary()) return [process.execPath, SERVE_WORD];
+  const script = getMulticallPath();
+  return script ? [process.execPath, script, SERVE_WORD] : undefined;
+}
+
+/** The service as lib/daemon knows it: pid, log and lock file in `dir`; ready once its FIFO exists. */
+export function serviceSpec(dir: string, argv: string[] = serviceArgv() ?? []): DaemonSpec {
+  return {
+    name: 'cni-ts service',
+    dir,
+    argv,
+    base: 'service',
+    matches: (c) => c.includes(SERVE_WORD) && c.some((a) => basename(a) === MULTICALL_NAME),
+    ready: (pid) => existsSync(servicePaths(dir).fifo(pid)),
+    // lib/daemon passes no CNI_* variable on: name the service's own settings explicitly.
+    env: {
+      CNI_TS_SERVICE_DIR: dir,
+      ...Object.fromEntries(['CNI_TS_SERVICE_IDLE', 'CNI_TS_SERVICE_DEBUG'].flatMap((k) => (process.env[k] ? [[k, process.env[k]!]] : []))),
+    },
+  };
+}
+
+/**
+ * Starts the service unless served mode is off or `use` (an operator runs it), or it runs
+ * already. Does not wait for it: this call is being handled here anyway. Never throws.
+ */
+export async function startForNextCalls(stderr: (s: string) => void): Promise<void> {
+  const dir = process.env.CNI_TS_VIA_STUB;
+  const argv = serviceArgv();
+  if (!dir || !argv || serviceMode((k) => process.env[k]) !== 'auto') return;
+  try {
+    await ensureRunning(serviceSpec(dir, argv), { noWait: true, lockTimeoutMs: 2_000 });
+  } catch (e) {
+    stderr(`cni-ts: the per-host service was not started (this call ran in-process): ${(e as Error).message}`);
+  }
+}
