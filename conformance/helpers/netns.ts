@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exec, execOk, inNetns } from './exec';
+import { SERVED, serviceDirOf, stopServiceIn } from './served';
 
 export interface Netns {
   name: string;
@@ -85,6 +86,16 @@ export class Registry {
     for (const l of this.links.splice(0)) {
       if (!existsSync(l.ns.path)) continue;
       await exec(inNetns(l.ns.path, ['ip', 'link', 'del', l.name]));
+    }
+    // A served run's service lives in its host's netns: stop it first (helpers/served.ts).
+    if (SERVED) {
+      for (const ns of this.netnses.values()) {
+        try {
+          await stopServiceIn(serviceDirOf(ns));
+        } catch (e) {
+          errors.push(`stop the service of ${ns.name}: ${(e as Error).message}`);
+        }
+      }
     }
     // Containers before hosts is not required (a veth dies with either end) but keeps it tidy.
     const all = [...this.netnses.values()].sort((a, b) => Number(a.role === 'host') - Number(b.role === 'host'));

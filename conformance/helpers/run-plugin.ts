@@ -6,6 +6,7 @@ import { dirname } from 'node:path';
 import { exec, inNetns } from './exec';
 import type { Netns } from './netns';
 import { PLUGIN_DIR, pluginPath, versionGte } from './plugin-dir';
+import { servedEnv } from './served';
 
 export type CniCommand = 'ADD' | 'DEL' | 'CHECK' | 'VERSION' | 'GC' | 'STATUS';
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -57,6 +58,7 @@ export async function runPlugin(o: RunOptions): Promise<PluginResult> {
     if (o.ifname !== undefined) env.CNI_IFNAME = o.ifname;
     env.CNI_ARGS = o.args ?? '';
   }
+  Object.assign(env, servedEnv(o.host));
   for (const [k, v] of Object.entries(o.env ?? {})) {
     if (v === undefined) delete env[k];
     else env[k] = v;

@@ -399,7 +399,7 @@ export async function readyPid(spec: DaemonSpec, opts: { readyTimeoutMs?: number
  * Not "its cmdline stopped matching": an exiting process loses its cmdline (its memory)
  * before it closes its files, so it may still hold its sockets then.
  */
-function hasExited(pid: number): boolean {
+export function hasExited(pid: number): boolean {
   const st = parseProcStat(readProc(pid, 'stat') ?? '');
   return !st || st.state === 'Z' || st.state === 'X';
 }

@@ -16,7 +16,7 @@
 import { chmodSync, closeSync, constants, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync, appendFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { run } from '../exec/run';
-import { logLine } from '../daemon/daemon';
+import { hasExited, logLine } from '../daemon/daemon';
 import { captureDefinitions, dispatch, type Io, type PluginDef } from '../skel/dispatch';
 import { isBinary, runAsPlugin } from '../self/self';
 import type { KeyNode } from '../schema/keys';
@@ -46,14 +46,8 @@ function sameNs(pid: number, kind: 'net' | 'mnt'): boolean {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+/** Alive and not a zombie (a killed service may wait for its reaper a while). */
+const alive = (pid: number): boolean => !hasExited(pid);
 
 /** Writes all of buf to a non-blocking pipe, waiting out a full pipe (the stub reads as we write). */
 async function writeAll(fd: number, buf: Buffer): Promise<void> {
