@@ -44,12 +44,43 @@ export async function lockFile(path: string, timeoutMs = 30_000): Promise<Lock> 
   };
 }
 
-/** Runs fn while holding the lock on `path`. */
+/** Callers of withLock in this process for one path: their queue, and the flock while any is in it. */
+interface Slot {
+  users: number;
+  tail: Promise<void>;
+  lock?: Lock;
+}
+const slots = new Map<string, Slot>();
+
+/**
+ * Runs fn while holding the lock on `path`. Callers in this process take turns in a queue, and
+ * the flock is taken by the first of them and released when the queue is empty: one flock(1)
+ * per wave instead of one per caller. In a plugin process that is one caller; in the served-mode
+ * service (lib/serve) it is every concurrent call on one network, which then pay one process
+ * between them while other processes (the reference's host-local, a plugin running in-process)
+ * are still excluded for as long as any of them holds it.
+ */
 export async function withLock<T>(path: string, fn: () => Promise<T>): Promise<T> {
-  const l = await lockFile(path);
+  let slot = slots.get(path);
+  if (!slot) {
+    slot = { users: 0, tail: Promise.resolve() };
+    slots.set(path, slot);
+  }
+  const s = slot;
+  s.users++;
+  const turn = s.tail;
+  let done!: () => void;
+  s.tail = new Promise<void>((r) => (done = r));
   try {
+    await turn;
+    s.lock ??= await lockFile(path);
     return await fn();
   } finally {
-    l.release();
+    if (--s.users === 0) {
+      s.lock?.release();
+      s.lock = undefined;
+      slots.delete(path);
+    }
+    done();
   }
 }

@@ -45,7 +45,11 @@ export function agentSpec(conf: OverlayConf): DaemonSpec {
     lockFile: join(conf.runDir, 'agent.lock'),
     // Any overlay agent whose pid is in this runDir's pid file: also one run by an operator
     // under systemd with another config path (the agent writes its pid file itself).
-    matches: (argv) => argv[2] === 'agent' && argv[3] === '--config' && /(^|\/)overlay$/.test(argv[1] ?? ''),
+    // The multi-call bundle runs as `node .../cni-ts overlay agent ...`, the rest as `.../overlay agent ...`.
+    matches: (argv) => {
+      const at = argv.findIndex((a, i) => i >= 1 && /(^|\/)overlay$/.test(a));
+      return at >= 1 && argv[at + 1] === 'agent' && argv[at + 2] === '--config';
+    },
     ready: () => usableState(conf) !== undefined,
   };
 }
