@@ -258,7 +258,7 @@ export function pluginMain(funcs: PluginFuncs, about: string, opts: PluginOption
   if (io === realIo && runRequestedMode()) return;
   // Run here by a served-mode stub that found no service to take the call: start one for the
   // calls to come, alongside this one (lib/serve/start.ts; never fails the call).
-  const starting = io === realIo && process.env.CNI_TS_VIA_STUB && process.env.CNI_COMMAND ? import('../serve/start').then((m) => m.startForNextCalls(io.stderr)) : undefined;
+  const starting = io === realIo && process.env.CNI_TS_VIA_STUB && process.env.CNI_COMMAND && process.env.CNI_COMMAND !== 'VERSION' ? import('../serve/start').then((m) => m.startForNextCalls(io.stderr)) : undefined;
   dispatch(funcs, about, io, opts).then(
     async ({ out, code }) => {
       await starting;
