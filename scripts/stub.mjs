@@ -23,8 +23,8 @@ if [ $# -eq 0 ] && [ -n "$CNI_COMMAND" ] && [ "$CNI_COMMAND" != VERSION ] && [ -
   IFS= read -r -d '' c
   r=$d/q/$$
   if printf '%s' "$c" 2>/dev/null >"$r.in" && mkfifo -m 600 "$r.out" 2>/dev/null && exec 3<>"$r.out" 4<>"$d/requests.$s"; then
+    # fd 4 stays open until the answer: a FIFO drops its data once nobody holds it open.
     printf '%s %s %s\\n' $$ "$p" "$i" >&4
-    exec 4>&-
     o=
     while :; do
       IFS= read -r -d '' -t 0.5 -u 3 x
@@ -42,7 +42,7 @@ if [ $# -eq 0 ] && [ -n "$CNI_COMMAND" ] && [ "$CNI_COMMAND" != VERSION ] && [ -
       [ -e "$r.in" ] || export CNI_TS_RECOVER=1
       break
     done
-    exec 3<&-
+    exec 3<&- 4>&-
   fi
   rm -f "$r.in" "$r.out"
   exec "$b" "$p" <<<"$c"

@@ -4,8 +4,8 @@
 // host, in /run/cni-ts-test/<host netns name>: the service runs in the network namespace of the
 // first call that starts it and declines calls from any other, so one directory per host.
 // Every such service is stopped by pid when its host's sandbox is cleaned up.
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { stopDaemon } from '../../lib/daemon/daemon';
 import { serviceSpec } from '../../lib/serve/start';
 import type { Netns } from './netns';
@@ -40,6 +40,11 @@ export async function stopServiceIn(dir: string): Promise<void> {
   await stopDaemon(serviceSpec(dir, ['/x/cni-ts', 'serve']), { graceMs: 3000 });
   const pid = servicePid(dir);
   if (pid !== undefined) throw new Error(`service in ${dir} (pid ${pid}) is still running`);
+  // Kept for a failure's post-mortem (the suite's own temp space; small).
+  if (process.env.CONFORMANCE_SERVED_LOGS && existsSync(join(dir, 'service.log'))) {
+    mkdirSync(process.env.CONFORMANCE_SERVED_LOGS, { recursive: true });
+    copyFileSync(join(dir, 'service.log'), join(process.env.CONFORMANCE_SERVED_LOGS, `${basename(dir)}.log`));
+  }
   rmSync(dir, { recursive: true, force: true });
 }
 

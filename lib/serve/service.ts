@@ -13,11 +13,13 @@
  * changed on disk or it is going away. It exits after CNI_TS_SERVICE_IDLE seconds (default 600)
  * without a request, and on SIGTERM/SIGINT after the calls in flight.
  */
-import { chmodSync, closeSync, constants, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync, appendFileSync } from 'node:fs';
+import { chmodSync, closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { run } from '../exec/run';
 import { hasExited, logLine } from '../daemon/daemon';
 import { captureDefinitions, dispatch, type Io, type PluginDef } from '../skel/dispatch';
+import { CniError, ErrCode } from '../skel/errors';
+import { CURRENT_VERSION } from '../skel/versions';
 import { isBinary, runAsPlugin } from '../self/self';
 import type { KeyNode } from '../schema/keys';
 import { buildId, encodeReply, parseEnviron, parseRequest, serviceDir, servicePaths, type Request } from './protocol';
@@ -97,9 +99,14 @@ export async function serviceMain(table: ServeTable): Promise<void> {
   sweepQueue();
 
   const fifo = paths.fifo(process.pid);
-  await run(['mkfifo', '-m', '600', fifo]);
-  // O_RDWR: the FIFO never reads as ended when the last stub closes it.
-  const fd = openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK);
+  // Made under another name and opened before it gets its own: a FIFO that nobody holds open
+  // drops what is written to it when its last writer closes, so a stub must never find ours
+  // before we hold it. O_RDWR: it never reads as ended when the last stub closes it.
+  const fresh = `${dir}/.requests.${process.pid}.new`;
+  rmSync(fresh, { force: true });
+  await run(['mkfifo', '-m', '600', fresh]);
+  const fd = openSync(fresh, constants.O_RDWR | constants.O_NONBLOCK);
+  renameSync(fresh, fifo);
   const input = new Socket({ fd, readable: true, writable: false });
   // Our own pid file too (lib/daemon wrote it when a plugin started us; an operator's start did not).
   const pidFile = `${dir}/service.pid`;
@@ -161,51 +168,61 @@ export async function serviceMain(table: ServeTable): Promise<void> {
       rmSync(paths.output(req.stubPid), { force: true });
       return;
     }
-    unlinkSync(paths.output(req.stubPid));
-    const plugin = plugins.get(req.plugin);
-    let why: string | undefined;
-    if (closing !== undefined) why = closing;
-    else if (fileId(exe) !== exeId) why = `${exe} changed on disk`;
-    else if (req.buildId !== id) why = `a call from build ${req.buildId}`;
-    else if (!plugin) why = `unknown plugin ${req.plugin}`;
-    else if (!sameNs(req.stubPid, 'net') || !sameNs(req.stubPid, 'mnt')) why = 'a call from another namespace';
-    if (why !== undefined || !plugin) {
-      if (debug) logLine(`declined pid ${req.stubPid} (${req.plugin}): ${why}`);
-      await reply(req, out, 'decline');
-      // An upgrade replaced us: make way (the stub's fallback starts the new build's service).
-      if (closing === undefined && fileId(exe) !== exeId) shutdown(why ?? 'upgrade');
-      return;
-    }
-    let env: Map<string, string>;
-    let stdin: Buffer;
+    // From here on the stub gets exactly one answer, whatever happens: it waits for as long as
+    // we live.
+    let answer: { code: number; out: string } | 'decline' = 'decline';
     try {
-      env = parseEnviron(readFileSync(`/proc/${req.stubPid}/environ`));
-      stdin = readFileSync(paths.input(req.stubPid));
-      // Taken: from here on a stub that sees us die runs the call with CNI_TS_RECOVER.
-      unlinkSync(paths.input(req.stubPid));
-    } catch {
-      await reply(req, out, 'decline');
-      return;
-    }
-    const errs: string[] = [];
-    const io: Io = {
-      getenv: (k) => env.get(k),
-      readStdin: () => stdin,
-      finish: () => undefined,
-      stderr: (s) => errs.push(s.endsWith('\n') ? s : s + '\n'),
-    };
-    const t0 = Date.now();
-    const r = await runAsPlugin(req.plugin, () => dispatch(plugin.funcs, plugin.about, io, plugin.opts));
-    if (errs.length) {
-      try {
-        appendFileSync(`/proc/${req.stubPid}/fd/2`, errs.join(''));
-      } catch {
-        /* the caller's stderr is closed */
+      rmSync(paths.output(req.stubPid), { force: true });
+      const plugin = plugins.get(req.plugin);
+      let why: string | undefined;
+      if (closing !== undefined) why = closing;
+      else if (fileId(exe) !== exeId) why = `${exe} changed on disk`;
+      else if (req.buildId !== id) why = `a call from build ${req.buildId}`;
+      else if (!plugin) why = `unknown plugin ${req.plugin}`;
+      else if (!sameNs(req.stubPid, 'net') || !sameNs(req.stubPid, 'mnt')) why = 'a call from another namespace';
+      if (why !== undefined || !plugin) {
+        if (debug) logLine(`declined pid ${req.stubPid} (${req.plugin}): ${why}`);
+        // An upgrade replaced us: make way (the stub's fallback starts the new build's service).
+        if (closing === undefined && fileId(exe) !== exeId) shutdown(why ?? 'upgrade');
+        return;
       }
+      const env = parseEnviron(readFileSync(`/proc/${req.stubPid}/environ`));
+      const stdin = readFileSync(paths.input(req.stubPid));
+      // Taken: from here on a stub that sees us die runs the call with CNI_TS_RECOVER.
+      rmSync(paths.input(req.stubPid), { force: true });
+      const errs: string[] = [];
+      const io: Io = {
+        getenv: (k) => env.get(k),
+        readStdin: () => stdin,
+        finish: () => undefined,
+        stderr: (t) => errs.push(t.endsWith('\n') ? t : t + '\n'),
+      };
+      const t0 = Date.now();
+      answer = await runAsPlugin(req.plugin, () => dispatch(plugin.funcs, plugin.about, io, plugin.opts));
+      if (errs.length) {
+        // Non-blocking: a caller whose stderr pipe is full must not stall every other call.
+        let efd: number | undefined;
+        try {
+          efd = openSync(`/proc/${req.stubPid}/fd/2`, constants.O_WRONLY | constants.O_APPEND | constants.O_NONBLOCK);
+          writeSync(efd, errs.join(''));
+        } catch {
+          /* the caller's stderr is closed, full or not a file we can open */
+        } finally {
+          if (efd !== undefined) closeSync(efd);
+        }
+      }
+      served++;
+      if (debug) logLine(`served ${env.get('CNI_COMMAND')} ${req.plugin} for pid ${req.stubPid} (${env.get('CNI_CONTAINERID') ?? ''}): exit ${answer.code} in ${Date.now() - t0} ms`);
+    } catch (e) {
+      // Not taken yet: the stub runs the call itself. Taken: dispatch() answers every error
+      // itself, so this is a fault of ours; the stub's runtime gets a CNI error and retries.
+      logLine(`request of pid ${req.stubPid} (${req.plugin}): ${(e as Error)?.stack ?? String(e)}`);
+      if (!existsSync(paths.input(req.stubPid)) && answer === 'decline') {
+        answer = { code: 1, out: JSON.stringify(new CniError(ErrCode.TryAgainLater, 'the cni-ts service failed on this call; try again', (e as Error)?.message ?? String(e)).toJSON(CURRENT_VERSION)) };
+      }
+    } finally {
+      await reply(req, out, answer);
     }
-    served++;
-    if (debug) logLine(`served ${env.get('CNI_COMMAND')} ${req.plugin} for pid ${req.stubPid} (${env.get('CNI_CONTAINERID') ?? ''}): exit ${r.code} in ${Date.now() - t0} ms`);
-    await reply(req, out, r);
   }
 
   let buffered = '';
