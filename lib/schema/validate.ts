@@ -11,8 +11,9 @@ export interface AjvError {
   params?: Record<string, unknown>;
 }
 
-export interface ValidateFunction {
-  (data: unknown): boolean;
+/** A compiled validator: a type guard for the config its schema describes (lib/schema/types.ts). */
+export interface ValidateFunction<T = unknown> {
+  (data: unknown): data is T;
   errors?: AjvError[] | null;
 }
 
@@ -30,9 +31,14 @@ export function errorsText(errors: AjvError[] | null | undefined): string {
     .join(', ');
 }
 
-/** Throws a code-7 CniError unless `data` satisfies `validator`. */
-export function validateConf(validator: ValidateFunction, data: unknown, what: string): void {
+/**
+ * Throws a code-7 CniError unless `data` satisfies `validator`; after it returns, `data` also has
+ * the schema's type (an intersection: a NetConf stays a NetConf). The problems go in `details`; `detailsInMessage` also appends them to the
+ * message (host-local's wording: a plugin that delegates to it shows only the message).
+ */
+export function validateConf<D, T>(validator: ValidateFunction<T>, data: D, what: string, opts: { detailsInMessage?: boolean } = {}): asserts data is D & T {
   if (!validator(data)) {
-    throw new CniError(ErrCode.InvalidConfig, `invalid ${what} configuration`, errorsText(validator.errors));
+    const details = errorsText(validator.errors);
+    throw new CniError(ErrCode.InvalidConfig, `invalid ${what} configuration${opts.detailsInMessage ? `: ${details}` : ''}`, details);
   }
 }
