@@ -1,14 +1,15 @@
 #!/usr/bin/env node
 // Builds every plugin into one executable file: dist/bin/<name> (node shebang, no node_modules
 // needed at run time). Step 1 compiles the ajv schemas to standalone validator code, so no
-// plugin compiles a schema when it starts. Step 2 bundles plugins/<name>/main.ts and
-// ipam/<name>/main.ts with esbuild.
+// plugin compiles a schema when it starts. Step 2 bundles each plugin (plugins/<name>/main.ts,
+// ipam/<name>/main.ts: the definition, run by pluginMain) with esbuild.
 import { build } from 'esbuild';
 import { BUNDLE_OPTIONS } from './scripts/bundle-options.mjs';
+import { bundleEntrySource, pluginEntries } from './scripts/plugin-entries.mjs';
 import Ajv from 'ajv';
 import standaloneCode from 'ajv/dist/standalone/index.js';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { buildId } from './scripts/build-id.mjs';
 import { multicallEntry } from './scripts/multicall.mjs';
 import { stubText } from './scripts/stub.mjs';
@@ -88,13 +89,13 @@ writeFileSync(
 if (only) process.exit(0);
 
 // 2. Executables.
-const entries = [...findDirs('plugins', 'main.ts'), ...findDirs('ipam', 'main.ts')];
+const entries = pluginEntries(root);
 mkdirSync(join(root, 'dist/bin'), { recursive: true });
 await Promise.all(
   entries.map(async (e) => {
     const outfile = join(root, 'dist/bin', e.name);
     await build({
-      entryPoints: [e.path],
+      stdin: { contents: bundleEntrySource(e), resolveDir: root, sourcefile: `${e.name}-entry.ts`, loader: 'ts' },
       outfile,
       ...BUNDLE_OPTIONS,
       // The shebang drops the caller's NODE_EXTRA_CA_CERTS (Node parses that bundle at every
@@ -102,9 +103,6 @@ await Promise.all(
       // code into a plugin). Line 2 marks the file as ours, so a plugin may run our IPAM
       // in-process (lib/self/self.ts isOurPlugin; the binary of scripts/package.mjs has its own way).
       banner: { js: `#!/usr/bin/env -S -u NODE_EXTRA_CA_CERTS -u NODE_OPTIONS node\n// cni-ts plugin: ${e.name}` },
-      // The plugin's own config keys (lib/schema/keys.ts ownKeys); plugins without a schema get
-      // only the keys every config has.
-      define: { __CNI_TS_CONF_KEYS__: JSON.stringify(keyTrees[e.name] ?? NETCONF_KEYS) },
     });
     chmodSync(outfile, 0o755);
   }),
@@ -118,14 +116,13 @@ const served = join(root, 'dist/served');
 mkdirSync(served, { recursive: true });
 const version = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version;
 const id = buildId(root);
-const plugins = entries.map((e) => ({ name: e.name, path: './' + relative(root, e.path) })).sort((a, b) => a.name.localeCompare(b.name));
 await build({
-  stdin: { contents: multicallEntry(plugins, version, new Set(Object.keys(keyTrees))), resolveDir: root, sourcefile: 'multicall-entry.ts', loader: 'ts' },
+  stdin: { contents: multicallEntry(entries, version), resolveDir: root, sourcefile: 'multicall-entry.ts', loader: 'ts' },
   outfile: join(served, 'cni-ts'),
   ...BUNDLE_OPTIONS,
   banner: { js: '#!/usr/bin/env -S -u NODE_EXTRA_CA_CERTS -u NODE_OPTIONS node' },
   define: { __CNI_TS_BUILD_ID__: JSON.stringify(id) },
 });
 chmodSync(join(served, 'cni-ts'), 0o755);
-for (const e of plugins) writeFileSync(join(served, e.name), stubText(e.name, id, version), { mode: 0o755 });
-console.log(`built the served layout into dist/served (build ${id}): cni-ts and ${plugins.length} stubs`);
+for (const e of entries) writeFileSync(join(served, e.name), stubText(e.name, id, version), { mode: 0o755 });
+console.log(`built the served layout into dist/served (build ${id}): cni-ts and ${entries.length} stubs`);

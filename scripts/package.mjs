@@ -24,8 +24,9 @@ import { build } from 'esbuild';
 import { BUNDLE_OPTIONS } from './bundle-options.mjs';
 import { buildId } from './build-id.mjs';
 import { multicallEntry } from './multicall.mjs';
+import { pluginEntries } from './plugin-entries.mjs';
 import { stubText } from './stub.mjs';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname.replace(/\/$/, '');
@@ -45,18 +46,6 @@ function sh(argv, opts = {}) {
   if (r.error) throw new Error(`${argv[0]}: ${r.error.message}`);
   if (r.status !== 0) throw new Error(`${argv.join(' ')} exited ${r.status}${opts.quiet ? `: ${(r.stderr || r.stdout).trim().slice(0, 2000)}` : ''}`);
   return r.stdout;
-}
-
-/** plugins/<name>/main.ts and ipam/<name>/main.ts, as build.mjs finds them. */
-function pluginEntries() {
-  const out = [];
-  for (const parent of ['plugins', 'ipam']) {
-    const dir = join(root, parent);
-    for (const d of readdirSync(dir, { withFileTypes: true })) {
-      if (d.isDirectory() && existsSync(join(dir, d.name, 'main.ts'))) out.push({ name: d.name, path: `./${parent}/${d.name}/main.ts` });
-    }
-  }
-  return out.sort((a, b) => a.name.localeCompare(b.name));
 }
 
 function installScript(plugins) {
@@ -137,11 +126,8 @@ License: Apache-2.0. The binary contains Node.js; its license is in LICENSE.node
 }
 
 async function bundleMulticall(plugins, outfile, id) {
-  // The plugins with a schema of their own (build.mjs wrote their keys; the others get NETCONF_KEYS).
-  const generated = readFileSync(join(root, 'lib/generated/keys.js'), 'utf8');
-  const withKeys = new Set(plugins.map((p) => p.name).filter((n) => generated.includes(`export const ${n.replace(/\W/g, '_')} =`)));
   await build({
-    stdin: { contents: multicallEntry(plugins, version, withKeys), resolveDir: root, sourcefile: 'multicall-entry.ts', loader: 'ts' },
+    stdin: { contents: multicallEntry(plugins, version), resolveDir: root, sourcefile: 'multicall-entry.ts', loader: 'ts' },
     outfile,
     ...BUNDLE_OPTIONS,
     define: { __CNI_TS_BUILD_ID__: JSON.stringify(id) },
@@ -173,7 +159,7 @@ function nodeLicense() {
 async function packageAll() {
   const t0 = Date.now();
   sh([process.execPath, join(root, 'build.mjs')], { quiet: true });
-  const plugins = pluginEntries();
+  const plugins = pluginEntries(root);
   const names = plugins.map((p) => p.name);
   rmSync(work, { recursive: true, force: true });
   mkdirSync(stage, { recursive: true });

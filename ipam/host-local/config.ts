@@ -5,7 +5,7 @@
  */
 import { host_local as validator } from '../../lib/generated/validators';
 import { type IP, formatIP, parseIP, parseCidr } from '../../lib/ip/cidr';
-import { errorsText } from '../../lib/schema/validate';
+import { validateConf } from '../../lib/schema/validate';
 import { CniError, ErrCode } from '../../lib/skel/errors';
 import type { NetConf } from '../../lib/skel/dispatch';
 import type { Route } from '../../lib/types/result';
@@ -24,18 +24,6 @@ export interface IpamConfig {
   ranges: RangeSet[];
   /** Requested addresses, in the order the reference gathers them. */
   ipArgs: IP[];
-}
-
-interface RawIpam {
-  type?: string;
-  subnet?: string;
-  rangeStart?: string;
-  rangeEnd?: string;
-  gateway?: string;
-  ranges?: RawRange[][];
-  routes?: Route[];
-  dataDir?: string;
-  resolvConf?: string;
 }
 
 function invalid(msg: string, details = ''): CniError {
@@ -70,19 +58,16 @@ function canonicalRoute(r: Route, i: number): Route {
  * ignored when `args.cni.ips` is present (CONVENTIONS.md: args supersede CNI_ARGS).
  */
 export function loadIpamConf(conf: NetConf, cniArgs: Record<string, string> = {}): IpamConfig {
-  if (!validator(conf)) {
-    const details = errorsText(validator.errors);
-    throw invalid(`invalid host-local configuration: ${details}`, details);
-  }
-  const ipam = conf.ipam as RawIpam | undefined;
+  validateConf(validator, conf, 'host-local', { detailsInMessage: true });
+  const ipam = conf.ipam;
   if (!ipam) throw invalid("IPAM config missing 'ipam' key");
   // The name becomes a directory: refuse anything that could leave dataDir.
   if (conf.name.includes('/') || conf.name === '.' || conf.name === '..') {
     throw invalid(`invalid network name "${conf.name}": it names the lease directory`);
   }
 
-  const rc = (conf.runtimeConfig ?? {}) as { ipRanges?: RawRange[][]; ips?: string[] };
-  const argIPs = ((conf.args?.cni ?? {}) as { ips?: string[] }).ips ?? [];
+  const rc = conf.runtimeConfig ?? {};
+  const argIPs = conf.args?.cni?.ips ?? [];
   const requested: string[] = [];
   if (argIPs.length === 0 && cniArgs.IP) requested.push(cniArgs.IP);
   requested.push(...argIPs, ...(rc.ips ?? []));

@@ -5,7 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dispatch } from '../../lib/skel/dispatch';
 import { ErrCode } from '../../lib/skel/errors';
-import { allocateAll, cmdAdd, cmdCheck, cmdDel, cmdGc, cmdStatus, hostLocalIpam, parseResolvConf } from './host-local';
+import { allocateAll, parseResolvConf } from './host-local';
+import { inProcessIpam } from '../../lib/ipam/exec';
+import { plugin } from './main';
 import { loadIpamConf } from './config';
 import { FakeStore } from './store/fake-store';
 
@@ -30,7 +32,7 @@ async function run(command: string, conf: object, env: Record<string, string> = 
     CNI_NETNS: command === 'ADD' || command === 'CHECK' ? '/var/run/netns/nonexistent' : '',
     ...env,
   };
-  const res = await dispatch({ add: cmdAdd, del: cmdDel, check: cmdCheck, gc: cmdGc, status: cmdStatus }, 'test', {
+  const res = await dispatch(plugin, {
     getenv: (k) => e[k] || undefined,
     readStdin: () => Buffer.from(JSON.stringify(conf)),
     finish: () => undefined,
@@ -150,6 +152,12 @@ describe('verbs on disk', () => {
     expect(readdirSync(dataDir)).toEqual([]);
   });
 
+  it.each(['ADD', 'DEL', 'CHECK', 'GC', 'STATUS'])('%s: a config its schema refuses is code 7, the problem in msg and details', async (verb) => {
+    const res = await run(verb, netconf({ subnet: 42 }, { 'cni.dev/valid-attachments': [] }));
+    expect(res.out).toMatchObject({ code: 7, msg: 'invalid host-local configuration: conf.ipam.subnet must be string', details: 'conf.ipam.subnet must be string' });
+    expect(readdirSync(dataDir)).toEqual([]);
+  });
+
   it('concurrent ADDs never share an address', async () => {
     const conf = netconf({ subnet: '10.1.0.0/28' });
     const results = await Promise.all(
@@ -165,8 +173,9 @@ describe('verbs on disk', () => {
       command: 'ADD' as const, containerID: 'x', netns: '', ifName: 'eth0', args: '', argsMap: {}, path: [],
       stdin: Buffer.from(JSON.stringify(conf)), conf: conf as never,
     };
-    expect(await hostLocalIpam('ADD', args)).toMatchObject({ ips: [{ address: '10.1.0.2/24' }] });
-    await expect(hostLocalIpam('ADD', args)).rejects.toMatchObject({ code: ErrCode.Internal });
-    await expect(hostLocalIpam('DEL', args)).resolves.toBeUndefined();
+    const hostLocal = inProcessIpam(plugin);
+    expect(await hostLocal.add(args)).toMatchObject({ ips: [{ address: '10.1.0.2/24' }] });
+    await expect(hostLocal.add(args)).rejects.toMatchObject({ code: ErrCode.Internal });
+    await expect(hostLocal.del(args)).resolves.toBeUndefined();
   });
 });

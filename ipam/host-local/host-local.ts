@@ -5,14 +5,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { formatIP, parseIP } from '../../lib/ip/cidr';
-import type { InProcessIpam } from '../../lib/ipam/exec';
-import { CniError, ErrCode, asCniError, wrapError } from '../../lib/skel/errors';
+import { CniError, ErrCode, wrapError } from '../../lib/skel/errors';
 import type { CmdArgs } from '../../lib/skel/dispatch';
 import { CURRENT_VERSION } from '../../lib/skel/versions';
 import type { DNS, IPConfig, Result } from '../../lib/types/result';
 import { IPAllocator } from './allocator/allocator';
 import { rangeSetContains, rangeSetString } from './allocator/range-set';
-import { type IpamConfig, loadIpamConf } from './config';
+import type { IpamConfig } from './config';
 import { validAttachments } from '../../lib/skel/gc';
 import { DiskStore } from './store/disk';
 import type { Store } from './store/store';
@@ -92,8 +91,7 @@ function openStore(conf: IpamConfig, create = true): DiskStore {
   return new DiskStore(conf.name, conf.dataDir, { create });
 }
 
-export async function cmdAdd(args: CmdArgs): Promise<Result> {
-  const conf = loadIpamConf(args.conf, args.argsMap);
+export async function cmdAdd(args: CmdArgs, conf: IpamConfig): Promise<Result> {
   const result: Result = { cniVersion: CURRENT_VERSION };
   if (conf.resolvConf) result.dns = readResolvConf(conf.resolvConf);
   const store = openStore(conf);
@@ -103,15 +101,13 @@ export async function cmdAdd(args: CmdArgs): Promise<Result> {
 }
 
 /** Releases every lease of (containerID, ifname); nothing there is success. */
-export async function cmdDel(args: CmdArgs): Promise<void> {
-  const conf = loadIpamConf(args.conf, args.argsMap);
+export async function cmdDel(args: CmdArgs, conf: IpamConfig): Promise<void> {
   const store = openStore(conf);
   await store.withLock(() => store.releaseByID(args.containerID, args.ifName));
 }
 
 /** Fails unless (containerID, ifname) holds at least one lease, whatever its address. */
-export async function cmdCheck(args: CmdArgs): Promise<void> {
-  const conf = loadIpamConf(args.conf, args.argsMap);
+export async function cmdCheck(args: CmdArgs, conf: IpamConfig): Promise<void> {
   const store = openStore(conf);
   const found = await store.withLock(() => store.findByID(args.containerID, args.ifName));
   if (!found) {
@@ -120,8 +116,7 @@ export async function cmdCheck(args: CmdArgs): Promise<void> {
 }
 
 /** Releases every lease of this network whose attachment is not in cni.dev/valid-attachments. */
-export async function cmdGc(args: CmdArgs): Promise<void> {
-  const conf = loadIpamConf(args.conf, args.argsMap);
+export async function cmdGc(args: CmdArgs, conf: IpamConfig): Promise<void> {
   const valid = validAttachments(args.conf);
   const store = openStore(conf);
   const out = await store.withLock(() => store.gc(valid));
@@ -131,8 +126,7 @@ export async function cmdGc(args: CmdArgs): Promise<void> {
 }
 
 /** Code 50 when some range set has no free address left (an ADD would fail). */
-export async function cmdStatus(args: CmdArgs): Promise<void> {
-  const conf = loadIpamConf(args.conf, args.argsMap);
+export async function cmdStatus(args: CmdArgs, conf: IpamConfig): Promise<void> {
   // A point-in-time answer: no lock, and no directory created just to look.
   const store = openStore(conf, false);
   for (const [idx, set] of conf.ranges.entries()) {
@@ -141,24 +135,3 @@ export async function cmdStatus(args: CmdArgs): Promise<void> {
     }
   }
 }
-
-/** The in-process entry other plugins (bridge) reach through lib/ipam/exec.ts. */
-export const hostLocalIpam: InProcessIpam = async (command, args) => {
-  try {
-    switch (command) {
-      case 'ADD':
-        return await cmdAdd(args);
-      case 'DEL':
-        return await cmdDel(args);
-      case 'CHECK':
-        return await cmdCheck(args);
-      case 'GC':
-        return await cmdGc(args);
-      case 'STATUS':
-        return await cmdStatus(args);
-    }
-  } catch (e) {
-    // Same shape as an exec'd plugin's error: always a CniError.
-    throw asCniError(e);
-  }
-};

@@ -3,7 +3,6 @@
  * second Node start) when CNI_PATH resolves host-local to our own build (lib/ipam/exec.ts).
  */
 import { registerInProcessIpam } from '../../lib/ipam/exec';
-import { host_local as keys } from '../../lib/generated/keys';
-import { hostLocalIpam } from './host-local';
+import { plugin } from './main';
 
-registerInProcessIpam('host-local', hostLocalIpam, keys);
+registerInProcessIpam('host-local', plugin);

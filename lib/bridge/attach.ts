@@ -10,12 +10,12 @@
  * first container (the gateway address).
  */
 import { randomBytes } from 'node:crypto';
-import type { CmdArgs, NetConf } from '../skel/dispatch';
+import type { CmdArgs } from '../skel/dispatch';
 import { CniError, ErrCode, wrapError } from '../skel/errors';
-import type { IPConfig, Result, Route } from '../types/result';
+import type { DNS, IPConfig, Result, Route } from '../types/result';
 import { ipBatch, type BatchOutcome } from '../iproute/ip';
 import type { IpAddr, IpLink, IpRoute } from '../iproute/json-types';
-import { netnsExists } from '../iproute/netns';
+import { requireNetns, requirePrevResult } from '../skel/inputs';
 import { bestEffort, failpoint, settleAll, withRollback, type Rollback } from '../rollback';
 import { enableForwarding } from '../sysctl/forward';
 import { CHECK_LINES, delLinkInNetns, verifyInterface } from '../iproute/iface';
@@ -48,7 +48,8 @@ export interface AttachConf {
   enableDad: boolean;
   /** The container interface's MAC, when asked for. */
   mac?: string;
-  dns?: NetConf['dns'];
+  /** The config's dns (its schema describes it), put in the result instead of the IPAM's. */
+  dns?: DNS;
 }
 
 /** The address side of an attachment; undefined for a layer-2 only one (bridge with no ipam). */
@@ -192,9 +193,7 @@ async function ensureGateways(conf: AttachConf, br: IpAddr, gws: Gateways, undo:
 
 /** ADD: the attachment, rolled back as a whole when any step fails. */
 export async function attachAdd(conf: AttachConf, args: CmdArgs, ipam: AttachIpam | undefined): Promise<Result> {
-  if (!netnsExists(args.netns)) {
-    throw new CniError(ErrCode.InvalidNetNS, `failed to open netns "${args.netns}": no such file or directory`);
-  }
+  requireNetns(args.netns);
   return withRollback(async (undo) => {
     // 1. At once, as they do not depend on each other: the addresses from the IPAM, and on the
     //    host the bridge and the veth pair (its peer created straight in the container netns).
@@ -238,7 +237,7 @@ export async function attachAdd(conf: AttachConf, args: CmdArgs, ipam: AttachIpa
       ],
       ips: ips.map((i) => ({ ...i, interface: 2 })),
       routes,
-      dns: conf.dns && Object.keys(conf.dns).length ? (conf.dns as Result['dns']) : result.dns ?? {},
+      dns: conf.dns && Object.keys(conf.dns).length ? conf.dns : result.dns ?? {},
     };
     if (conf.mtu) for (const i of out.interfaces!) i.mtu = conf.mtu;
     return out;
@@ -261,8 +260,7 @@ export async function attachDel(plugin: string, conf: AttachConf, args: CmdArgs,
 
 /** CHECK: the interface, its addresses and routes, the host veth on the bridge, lease, NAT rules. */
 export async function attachCheck(conf: AttachConf, args: CmdArgs, ipam: AttachIpam | undefined): Promise<void> {
-  const prev = args.prevResult;
-  if (!prev) throw new CniError(ErrCode.InvalidConfig, 'required prevResult missing');
+  const prev = requirePrevResult(args);
   if (ipam) await ipam.check();
   const ifaces = prev.interfaces ?? [];
   const contIdx = ifaces.findIndex((i) => i.name === args.ifName && i.sandbox);

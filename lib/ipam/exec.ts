@@ -7,8 +7,8 @@ import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
 import { run } from '../exec/run';
 import { isOurPlugin } from '../self/self';
-import { CniError, ErrCode } from '../skel/errors';
-import type { CmdArgs } from '../skel/dispatch';
+import { CniError, ErrCode, asCniError } from '../skel/errors';
+import type { CmdArgs, Plugin } from '../skel/dispatch';
 import { parseResult, type Result } from '../types/result';
 import { canonicalKeys, type KeyNode } from '../schema/keys';
 
@@ -29,16 +29,33 @@ export function findPlugin(type: string, path: string[]): string {
   throw new CniError(ErrCode.InvalidConfig, `failed to find plugin "${type}" in path [${path.join(' ')}]`);
 }
 
-/** In-process implementations of IPAM plugins, keyed by type (see issue: exec costs a process). */
-export type InProcessIpam = (command: 'ADD' | 'DEL' | 'CHECK' | 'GC' | 'STATUS', args: CmdArgs) => Promise<Result | void>;
-const inProcess = new Map<string, InProcessIpam>();
 /**
- * `keys` is the IPAM's own key description (lib/generated/keys.js): the calling plugin matched
- * only its own fields, and an exec'd IPAM would match its fields itself, so the in-process one
- * gets a config with its fields canonical too. args.stdin stays the bytes the runtime sent.
+ * An IPAM plugin run in-process (see issue: exec costs a process): its verbs, each failure a
+ * CniError, as an exec'd plugin's error would be.
  */
-export function registerInProcessIpam(type: string, fn: InProcessIpam, keys: KeyNode): void {
-  inProcess.set(type, (command, args) => fn(command, { ...args, conf: canonicalKeys(args.conf, keys) }));
+export type InProcessIpam = Pick<Plugin, 'add' | 'del' | 'check' | 'gc' | 'status'>;
+
+/**
+ * `plugin`'s verbs as an in-process IPAM. With `keys` (the IPAM's own key description,
+ * lib/generated/keys.js) the config reaches it with those fields canonical: the calling plugin
+ * matched only its own fields, and an exec'd IPAM would match its fields itself. args.stdin
+ * stays the bytes the runtime sent.
+ */
+export function inProcessIpam(plugin: Plugin, keys?: KeyNode): InProcessIpam {
+  const input = (args: CmdArgs): CmdArgs => (keys ? { ...args, conf: canonicalKeys(args.conf, keys) } : args);
+  const wrap =
+    <R>(fn: (a: CmdArgs) => Promise<R>) =>
+    (args: CmdArgs): Promise<R> =>
+      fn(input(args)).catch((e: unknown) => {
+        throw asCniError(e);
+      });
+  return { add: wrap(plugin.add), del: wrap(plugin.del), check: wrap(plugin.check), gc: wrap(plugin.gc), status: wrap(plugin.status) };
+}
+
+const inProcess = new Map<string, InProcessIpam>();
+/** Lets `type` run in-process when CNI_PATH resolves it to our own build (ipam/host-local/register.ts). */
+export function registerInProcessIpam(type: string, plugin: Plugin): void {
+  inProcess.set(type, inProcessIpam(plugin, plugin.keys));
 }
 
 /**
@@ -90,7 +107,7 @@ async function execIpam(command: 'ADD' | 'DEL' | 'CHECK' | 'GC' | 'STATUS', bin:
 /** ADD on the delegated IPAM; returns its result in the current shape. */
 export async function ipamAdd(args: CmdArgs): Promise<Result> {
   const { bin, fn } = resolveIpam(args);
-  if (fn) return (await fn('ADD', args)) as Result;
+  if (fn) return fn.add(args);
   const out = await execIpam('ADD', bin, args);
   let raw: unknown;
   try {
@@ -105,7 +122,8 @@ export async function ipamAdd(args: CmdArgs): Promise<Result> {
 export async function ipamExec(command: 'DEL' | 'CHECK' | 'GC' | 'STATUS', args: CmdArgs): Promise<void> {
   const { bin, fn } = resolveIpam(args);
   if (fn) {
-    await fn(command, args);
+    const verb = { DEL: fn.del, CHECK: fn.check, GC: fn.gc, STATUS: fn.status }[command];
+    await verb(args);
     return;
   }
   await execIpam(command, bin, args);

@@ -219,21 +219,3 @@ function canon(value: unknown, node: KeyNode): unknown {
   }
   return out;
 }
-
-declare const __CNI_TS_CONF_KEYS__: KeyNode | undefined;
-
-let chosen: KeyNode | undefined;
-/** The multi-call binary holds every plugin: its dispatcher names the keys of the one this start is. */
-export function setOwnKeys(k: KeyNode): void {
-  chosen = k;
-}
-
-/**
- * The key description of the plugin this executable is: build.mjs defines it from the plugin
- * folder's schema.json (merged with NETCONF_KEYS); NETCONF_KEYS where the plugin has no schema
- * or the code runs unbundled (unit tests).
- */
-export function ownKeys(): KeyNode {
-  if (chosen) return chosen;
-  return typeof __CNI_TS_CONF_KEYS__ === 'undefined' || !__CNI_TS_CONF_KEYS__ ? NETCONF_KEYS : __CNI_TS_CONF_KEYS__;
-}

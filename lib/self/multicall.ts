@@ -1,8 +1,8 @@
 /**
  * Entry of the multi-call binary (scripts/package.mjs generates the table of plugins). It finds
  * which plugin this start is, makes process.argv look as it does for a bundle
- * ([exec, /path/to/<plugin>, ...args]) and loads only that plugin's code; its pluginMain then
- * runs the verb, or the hidden mode argv asks for (lib/self/self.ts).
+ * ([exec, /path/to/<plugin>, ...args]), loads only that plugin's code and runs its definition
+ * with pluginMain: the verb, or the hidden mode argv asks for (lib/self/self.ts).
  *
  * In a Node single-executable application process.argv is [execPath, argv0, ...args], argv0
  * being the name it was started by. The binary can be reached as:
@@ -12,11 +12,11 @@
  * - by hand or by selfArgv: `cni-ts bridge [args]`.
  */
 import { basename } from 'node:path';
-import { setOwnKeys, type KeyNode } from '../schema/keys';
 import { MULTICALL_NAME, isBinary, setMulticallPath, setPluginName } from './self';
+import { pluginMain, type Plugin } from '../skel/dispatch';
 
-/** Each plugin's own config keys (lib/schema/keys.ts) and the loader of its main module. */
-export type PluginTable = Record<string, { keys: KeyNode; load: () => void }>;
+/** Plugin name → its definition, loaded on demand (so a start loads only the plugin it is). */
+export type PluginTable = Record<string, () => Plugin>;
 
 /** Which plugin argv asks for, and argv as that plugin's code should see it (or undefined). */
 export function resolveMulticall(argv: readonly string[], plugins: Readonly<Record<string, unknown>>): { name: string; argv: string[] } | undefined {
@@ -58,7 +58,5 @@ export function multicallMain(plugins: PluginTable, version: string): void {
   const script = process.argv[1] ?? '';
   process.argv = hit.argv;
   setPluginName(hit.name, isBinary() ? process.execPath : script);
-  const entry = plugins[hit.name]!;
-  setOwnKeys(entry.keys);
-  entry.load();
+  pluginMain(plugins[hit.name]!());
 }

@@ -17,15 +17,14 @@ import { chmodSync, closeSync, constants, existsSync, mkdirSync, openSync, readd
 import { Socket } from 'node:net';
 import { run } from '../exec/run';
 import { hasExited, logLine } from '../daemon/daemon';
-import { captureDefinitions, dispatch, type Io, type PluginDef } from '../skel/dispatch';
+import { dispatch, type Io, type Plugin } from '../skel/dispatch';
 import { CniError, ErrCode } from '../skel/errors';
 import { CURRENT_VERSION } from '../skel/versions';
 import { isBinary, runAsPlugin } from '../self/self';
-import type { KeyNode } from '../schema/keys';
 import { buildId, encodeReply, parseEnviron, parseRequest, serviceDir, servicePaths, type Request } from './protocol';
 
-/** The multi-call table: each plugin's config keys and the loader of its main module. */
-export type ServeTable = Record<string, { keys: KeyNode; load: () => void }>;
+/** The multi-call table: each plugin's definition, loaded on demand (lib/self/multicall.ts). */
+export type ServeTable = Record<string, () => Plugin>;
 
 const DEFAULT_IDLE_S = 600;
 
@@ -75,12 +74,7 @@ export async function serviceMain(table: ServeTable): Promise<void> {
   const debug = process.env.CNI_TS_SERVICE_DEBUG === '1';
 
   // Every plugin's definition, loaded once (their modules register in-process IPAM and the like).
-  const plugins = new Map<string, PluginDef>();
-  for (const [name, entry] of Object.entries(table)) {
-    captureDefinitions((def) => plugins.set(name, { ...def, opts: { ...def.opts, keys: entry.keys } }));
-    entry.load();
-  }
-  captureDefinitions(undefined);
+  const plugins = new Map<string, Plugin>(Object.entries(table).map(([name, load]) => [name, load()]));
 
   mkdirSync(paths.queue, { recursive: true, mode: 0o700 });
   chmodSync(dir, 0o700);
@@ -198,7 +192,7 @@ export async function serviceMain(table: ServeTable): Promise<void> {
         stderr: (t) => errs.push(t.endsWith('\n') ? t : t + '\n'),
       };
       const t0 = Date.now();
-      answer = await runAsPlugin(req.plugin, () => dispatch(plugin.funcs, plugin.about, io, plugin.opts));
+      answer = await runAsPlugin(req.plugin, () => dispatch(plugin, io));
       if (errs.length) {
         // Non-blocking: a caller whose stderr pipe is full must not stall every other call.
         let efd: number | undefined;

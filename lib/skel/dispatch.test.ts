@@ -1,5 +1,5 @@
 // skel dispatch with an injected Io: env from a map, stdin from a Buffer. No root, no kernel.
-import { dispatch, type CmdArgs, type Io, type PluginFuncs } from './dispatch';
+import { configOnly, definePlugin, dispatch, noop, parseConf, stateless, type CmdArgs, type Io, type NetConf, type Plugin, type PluginDefinition } from './dispatch';
 import { CniError, ErrCode } from './errors';
 import type { Result } from '../types/result';
 
@@ -21,9 +21,37 @@ function conf(over: Record<string, unknown> = {}): Record<string, unknown> {
   return { cniVersion: '1.1.0', name: 'net1', type: 'test', ...over };
 }
 
+/** The verbs a test supplies; the others are declared as having nothing to do. */
+interface Funcs {
+  add?: (a: CmdArgs) => Promise<Result>;
+  del?: (a: CmdArgs) => Promise<void>;
+  check?: (a: CmdArgs) => Promise<void>;
+  gc?: (a: CmdArgs) => Promise<void>;
+  status?: (a: CmdArgs) => Promise<void>;
+}
+
+/** A definition around `funcs`: config as parsed, an ADD that is not under test fails. */
+function pluginOf(funcs: Funcs, about = 'test plugin v0', extra: Partial<PluginDefinition<NetConf>> = {}): Plugin {
+  const notUnderTest = noop('not under test');
+  return definePlugin<NetConf>({
+    about,
+    loadConf: (a) => a.conf,
+    add:
+      funcs.add ??
+      (async () => {
+        throw new Error('ADD is not under test');
+      }),
+    del: funcs.del ?? notUnderTest,
+    check: funcs.check ?? notUnderTest,
+    gc: funcs.gc ?? notUnderTest,
+    status: funcs.status ?? notUnderTest,
+    ...extra,
+  });
+}
+
 /** Runs dispatch once; `env` entries set to undefined remove a base variable. */
 async function call(
-  funcs: PluginFuncs,
+  funcs: Funcs,
   env: Record<string, string | undefined>,
   stdin: string | Record<string, unknown> = conf(),
   about = 'test plugin v0',
@@ -38,7 +66,7 @@ async function call(
     },
     stderr: (s) => stderr.push(s),
   };
-  const { out, code } = await dispatch(funcs, about, io);
+  const { out, code } = await dispatch(pluginOf(funcs, about), io);
   return { out, code, stderr };
 }
 
@@ -67,7 +95,7 @@ const SAMPLE: Result = {
   dns: { nameservers: ['10.0.0.1'] },
 };
 
-const addReturning = (r: Result): PluginFuncs => ({ add: async () => r });
+const addReturning = (r: Result): Funcs => ({ add: async () => r });
 
 describe('VERSION', () => {
   it('echoes the requested cniVersion and lists the supported versions', async () => {
@@ -279,8 +307,12 @@ describe('config', () => {
     expect(status).toHaveBeenCalled();
   });
 
-  it('succeeds quietly for a verb the plugin does not implement', async () => {
-    expect(await call({}, { CNI_COMMAND: 'DEL' })).toMatchObject({ out: '', code: 0 });
+  it('succeeds for a verb declared to have nothing to do, without loading the config', async () => {
+    const loadConf = jest.fn((a: CmdArgs) => a.conf);
+    const p = pluginOf({}, 'test', { loadConf });
+    const io: Io = { getenv: (k) => ({ ...BASE_ENV, CNI_COMMAND: 'DEL' })[k], readStdin: () => Buffer.from(JSON.stringify(conf())), finish: () => undefined, stderr: () => undefined };
+    expect(await dispatch(p, io)).toEqual({ out: '', code: 0 });
+    expect(loadConf).not.toHaveBeenCalled();
   });
 });
 
@@ -414,11 +446,11 @@ describe('config keys (containerd sends PascalCase capability arguments)', () =>
   const keys = { p: { runtimeConfig: { p: { portMappings: { i: { p: { hostPort: {}, containerPort: {}, protocol: {}, hostIP: {} } } } } } } };
   const CRI_ARGS = 'IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0;K8S_POD_INFRA_CONTAINER_ID=3f1c0a6b2f0e4c1d9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f;K8S_POD_UID=0b3c9d5e-1f2a-4b6c-8d7e-9f0a1b2c3d4e';
 
-  async function addWith(stdin: Record<string, unknown>, opts: Parameters<typeof dispatch>[3]) {
+  async function addWith(stdin: Record<string, unknown>, opts: Partial<PluginDefinition<NetConf>>) {
     const add = jest.fn(async (_a: CmdArgs): Promise<Result> => ({ cniVersion: '1.0.0' }));
     const vars: Record<string, string | undefined> = { ...BASE_ENV, CNI_ARGS: CRI_ARGS };
     const text = JSON.stringify(stdin);
-    const { code, out } = await dispatch({ add }, 'test', { getenv: (k) => vars[k], readStdin: () => Buffer.from(text), finish: () => undefined, stderr: () => undefined }, opts);
+    const { code, out } = await dispatch(pluginOf({ add }, 'test', opts), { getenv: (k) => vars[k], readStdin: () => Buffer.from(text), finish: () => undefined, stderr: () => undefined });
     return { code, out, args: add.mock.calls[0]?.[0], text };
   }
 
@@ -444,5 +476,66 @@ describe('config keys (containerd sends PascalCase capability arguments)', () =>
     expect(r.args!.conf.name).toBe('n');
     expect(r.args!.prevResult!.ips).toEqual([{ address: '10.0.0.2/24' }]);
     expect(JSON.parse(r.out).cniVersion).toBe('0.4.0');
+  });
+});
+
+describe('the plugin contract (definePlugin)', () => {
+  const base = { about: 'x', loadConf: (a: CmdArgs) => a.conf, add: async (): Promise<Result> => ({ cniVersion: '1.1.0' }) };
+
+  it('refuses, at compile time, a definition that leaves a verb out or undefined', () => {
+    // The checks are the @ts-expect-error lines: tsc fails if either definition compiles.
+    // @ts-expect-error status is not declared
+    const missing = () => definePlugin({ ...base, del: stateless, check: stateless, gc: stateless });
+    // @ts-expect-error an undefined verb is not a declaration either
+    const undef = () => definePlugin({ ...base, del: stateless, check: stateless, gc: stateless, status: undefined });
+    // @ts-expect-error ADD must be a function: a plugin without ADD is no plugin
+    const noAdd = () => definePlugin({ ...base, add: stateless, del: stateless, check: stateless, gc: stateless, status: stateless });
+    expect([missing, undef, noAdd].every((f) => typeof f === 'function')).toBe(true);
+  });
+
+  it('says why each verb has nothing to do', () => {
+    const p = definePlugin({ ...base, del: configOnly, check: noop('nothing to compare'), gc: stateless, status: stateless });
+    expect(p.noops).toEqual({ check: 'nothing to compare', gc: stateless.why, status: stateless.why });
+    expect(p.allowOwnNetns).toBe(false);
+  });
+
+  it('a noop verb succeeds without loading the config; a function verb gets what loadConf returned', async () => {
+    const loadConf = jest.fn((a: CmdArgs) => ({ parsed: a.conf.name }));
+    const gc = jest.fn(async (_a: CmdArgs, _c: { parsed: string }) => undefined);
+    const p = definePlugin({ about: 'x', loadConf, add: async () => ({ cniVersion: '1.1.0' }), del: configOnly, check: stateless, gc, status: stateless });
+    const stdin = Buffer.from(JSON.stringify(conf()));
+    const args: CmdArgs = { command: 'GC', containerID: '', netns: '', ifName: '', args: '', argsMap: {}, path: [], stdin, conf: parseConf(stdin) };
+    await expect(p.status({ ...args, command: 'STATUS' })).resolves.toBeUndefined();
+    await expect(p.check({ ...args, command: 'CHECK' })).resolves.toBeUndefined();
+    expect(loadConf).not.toHaveBeenCalled();
+    await p.gc(args);
+    expect(gc).toHaveBeenCalledWith(args, { parsed: 'net1' });
+    // configOnly: the config is loaded (so a broken one is refused), nothing else happens.
+    await expect(p.del({ ...args, command: 'DEL' })).resolves.toBeUndefined();
+    expect(loadConf).toHaveBeenCalledTimes(2);
+  });
+
+  it('a config loadConf refuses is the error of the call, and the verb does not run', async () => {
+    const status = jest.fn(async () => undefined);
+    const loadConf = () => {
+      throw new CniError(ErrCode.InvalidConfig, 'invalid test configuration', 'conf.mtu must be integer');
+    };
+    const p = definePlugin<never>({ about: 'x', loadConf, add: async () => ({ cniVersion: '1.1.0' }), del: stateless, check: stateless, gc: stateless, status });
+    const io: Io = { getenv: (k) => ({ CNI_COMMAND: 'STATUS' })[k], readStdin: () => Buffer.from(JSON.stringify(conf())), finish: () => undefined, stderr: () => undefined };
+    const e = errorOf({ ...(await dispatch(p, io)), stderr: [] });
+    expect(e).toMatchObject({ code: 7, msg: 'invalid test configuration', details: 'conf.mtu must be integer' });
+    expect(status).not.toHaveBeenCalled();
+  });
+
+  it('keeps nothing between invocations: two plugins, interleaved, each with its own keys and result', async () => {
+    const mk = (name: string, keys: Plugin['keys']) =>
+      definePlugin({ about: name, loadConf: (a) => a.conf, add: async (a) => ({ cniVersion: '1.1.0', dns: { domain: `${name}:${String(a.conf.name)}:${String(a.conf.mtu)}` } }), del: stateless, check: stateless, gc: stateless, status: stateless, keys });
+    const a = mk('a', { p: { name: {}, cniVersion: {}, mtu: {} } });
+    const b = mk('b', { p: { name: {}, cniVersion: {} } });
+    const io = (text: string): Io => ({ getenv: (k) => BASE_ENV[k], readStdin: () => Buffer.from(text), finish: () => undefined, stderr: () => undefined });
+    const stdin = JSON.stringify({ cniVersion: '1.1.0', Name: 'n', MTU: 1400 });
+    const [ra, rb] = await Promise.all([dispatch(a, io(stdin)), dispatch(b, io(stdin))]);
+    expect(JSON.parse(ra.out).dns.domain).toBe('a:n:1400');
+    expect(JSON.parse(rb.out).dns.domain).toBe('b:n:undefined');
   });
 });

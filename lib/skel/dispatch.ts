@@ -1,14 +1,16 @@
 /**
- * pluginMain: the CNI skeleton every plugin's main.ts calls once. It reads the environment and
- * stdin, negotiates the version, dispatches the verb and prints exactly one JSON document on
- * stdout: the result, or a CNI error object followed by exit 1. Nothing else prints to stdout.
+ * The plugin contract and the CNI skeleton. A plugin's main.ts exports its definition
+ * (definePlugin: about text, config loader, every verb); pluginMain runs it as an executable:
+ * it reads the environment and stdin, negotiates the version, dispatches the verb and prints
+ * exactly one JSON document on stdout: the result, or a CNI error object followed by exit 1.
+ * Nothing else prints to stdout. dispatch runs one invocation for an injected Io.
  */
 import { readSync, statSync, writeSync } from 'node:fs';
 import { CniError, ErrCode, asCniError } from './errors';
 import { readEnv, type CniEnv, type Verb } from './env';
 import { SUPPORTED_VERSIONS, CURRENT_VERSION, atLeast, isSupported } from './versions';
 import { parseResult, resultForVersion, type Result } from '../types/result';
-import { canonicalKeys, ownKeys, type KeyNode } from '../schema/keys';
+import { canonicalKeys, NETCONF_KEYS, type KeyNode } from '../schema/keys';
 import { runRequestedMode } from '../self/self';
 
 /** The keys every network config may carry; plugins extend this. */
@@ -33,36 +35,110 @@ export interface CmdArgs extends CniEnv {
   prevResult?: Result;
 }
 
-export interface PluginFuncs {
-  add?: (a: CmdArgs) => Promise<Result>;
-  del?: (a: CmdArgs) => Promise<void>;
-  check?: (a: CmdArgs) => Promise<void>;
-  gc?: (a: CmdArgs) => Promise<void>;
-  status?: (a: CmdArgs) => Promise<void>;
+/** The verbs a plugin declares, as the definition names them. */
+export type VerbName = 'add' | 'del' | 'check' | 'gc' | 'status';
+
+/**
+ * A verb declared to have nothing to do for a plugin, with the reason (see `noop`). Such a verb
+ * succeeds without loading the config, as the reference's skeleton answers a verb a plugin has
+ * no function for (cni:pkg/skel checkVersionAndCall with a nil function).
+ */
+export class NoopVerb {
+  // A private member makes the class nominal: only noop() makes one, no look-alike object passes.
+  readonly #why: string;
+  constructor(why: string) {
+    this.#why = why;
+  }
+  get why(): string {
+    return this.#why;
+  }
 }
 
-export interface PluginOptions {
+/** Declares that a verb has nothing to do for this plugin, and says why. */
+export function noop(why: string): NoopVerb {
+  return new NoopVerb(why);
+}
+
+/** GC and STATUS of a plugin that keeps no state of its own: nothing to collect, nothing to lack. */
+export const stateless = noop('the plugin keeps no state: nothing to collect, nothing that can be unavailable');
+
+/** A verb's function: gets the invocation and the config loadConf returned for it. */
+export type VerbFn<C> = (args: CmdArgs, conf: C) => Promise<void>;
+
+/**
+ * What a plugin is: its about text, its config loader and every verb. Each verb is a function
+ * or an explicit `noop(...)`/`stateless`; leaving one out is a type error, so a verb can no
+ * longer succeed quietly because nobody wrote it.
+ */
+export interface PluginDefinition<C> {
+  /** Printed on stderr when CNI_COMMAND is unset. */
+  about: string;
+  /**
+   * Parses and checks the config through the plugin's schema (validateConf) and returns it
+   * typed; called before every verb that is a function. Changes nothing on the system.
+   */
+  loadConf: (args: CmdArgs) => C;
+  add: (args: CmdArgs, conf: C) => Promise<Result>;
+  del: VerbFn<C> | NoopVerb;
+  check: VerbFn<C> | NoopVerb;
+  gc: VerbFn<C> | NoopVerb;
+  status: VerbFn<C> | NoopVerb;
   /** Allow CNI_NETNS to be the plugin's own netns on ADD/DEL (the `host` plugin needs this). */
   allowOwnNetns?: boolean;
-  /** The config keys to match case-insensitively; default: the plugin's schema.json (ownKeys). */
+  /** The config keys to match case-insensitively (lib/generated/keys.js); default: the common ones. */
   keys?: KeyNode;
+  /** Words argv[2] may be to start the executable as something else (overlay's `agent`). */
+  commands?: Readonly<Record<string, (argv: string[]) => Promise<void>>>;
 }
 
-/** What a plugin hands pluginMain: its verbs, its about text and its options. */
-export interface PluginDef {
-  funcs: PluginFuncs;
-  about: string;
-  opts: PluginOptions;
-}
-
-let capture: ((def: PluginDef) => void) | undefined;
 /**
- * For the per-host service (lib/serve/service.ts), which loads every plugin's main module in one
- * process: while set, pluginMain hands the plugin's definition to `fn` instead of running it.
+ * A definition ready to run, its config type hidden: each verb loads the config and runs, or does
+ * nothing when declared so. What dispatch, the multi-call table and in-process IPAM hold.
  */
-export function captureDefinitions(fn: ((def: PluginDef) => void) | undefined): void {
-  capture = fn;
+export interface Plugin {
+  readonly about: string;
+  readonly allowOwnNetns: boolean;
+  readonly keys: KeyNode;
+  readonly commands: Readonly<Record<string, (argv: string[]) => Promise<void>>>;
+  /** The verbs declared to have nothing to do, each with its reason. */
+  readonly noops: Readonly<Partial<Record<VerbName, string>>>;
+  add(args: CmdArgs): Promise<Result>;
+  del(args: CmdArgs): Promise<void>;
+  check(args: CmdArgs): Promise<void>;
+  gc(args: CmdArgs): Promise<void>;
+  status(args: CmdArgs): Promise<void>;
 }
+
+/** Checks a definition (by type) and makes it runnable. Pure: nothing runs until a verb is called. */
+export function definePlugin<C>(def: PluginDefinition<C>): Plugin {
+  const verb =
+    (name: Exclude<VerbName, 'add'>) =>
+    async (args: CmdArgs): Promise<void> => {
+      const fn = def[name];
+      if (fn instanceof NoopVerb) return;
+      await fn(args, def.loadConf(args));
+    };
+  const noops: Partial<Record<VerbName, string>> = {};
+  for (const name of ['del', 'check', 'gc', 'status'] as const) {
+    const fn = def[name];
+    if (fn instanceof NoopVerb) noops[name] = fn.why;
+  }
+  return Object.freeze({
+    about: def.about,
+    allowOwnNetns: def.allowOwnNetns === true,
+    keys: def.keys ?? NETCONF_KEYS,
+    commands: Object.freeze({ ...def.commands }),
+    noops: Object.freeze(noops),
+    add: async (args: CmdArgs) => def.add(args, def.loadConf(args)),
+    del: verb('del'),
+    check: verb('check'),
+    gc: verb('gc'),
+    status: verb('status'),
+  });
+}
+
+/** A verb with nothing to do beyond accepting the config (loadConf has run when it is called). */
+export const configOnly: VerbFn<unknown> = async () => undefined;
 
 export interface Io {
   getenv: (k: string) => string | undefined;
@@ -125,7 +201,7 @@ export const NETWORK_NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
  * Parses the config on stdin: bad JSON is code 6, a missing name code 7. Keys naming a field
  * of `keys` are spelled as the field is (lib/schema/keys.ts: Go's case-insensitive matching).
  */
-export function parseConf(stdin: Buffer, keys: KeyNode = ownKeys()): NetConf {
+export function parseConf(stdin: Buffer, keys: KeyNode = NETCONF_KEYS): NetConf {
   let raw: unknown;
   try {
     raw = JSON.parse(stdin.toString('utf8'));
@@ -184,14 +260,20 @@ function sameNetnsAsSelf(path: string): boolean {
   }
 }
 
-/** Runs one CNI invocation; returns what to print and the exit code (tests call this directly). */
-export async function dispatch(funcs: PluginFuncs, about: string, io: Io, opts: PluginOptions = {}): Promise<{ out: string; code: number }> {
+const VERB_OF: Record<Exclude<Verb, 'VERSION'>, VerbName> = { ADD: 'add', DEL: 'del', CHECK: 'check', GC: 'gc', STATUS: 'status' };
+
+/**
+ * Runs one CNI invocation of `plugin` with the environment and stdin `io` gives; returns what to
+ * print and the exit code, and prints nothing itself. Keeps no state between calls and reads
+ * the environment only through io.getenv, so one process may serve many invocations.
+ */
+export async function dispatch(plugin: Plugin, io: Io): Promise<{ out: string; code: number }> {
   let cniVersion = CURRENT_VERSION;
   let stdin: Buffer | undefined;
   try {
     const command = io.getenv('CNI_COMMAND');
     if (!command) {
-      io.stderr(`${about}\nCNI protocol versions supported: ${SUPPORTED_VERSIONS.join(', ')}`);
+      io.stderr(`${plugin.about}\nCNI protocol versions supported: ${SUPPORTED_VERSIONS.join(', ')}`);
       return { out: '', code: 0 };
     }
     if (command === 'VERSION') {
@@ -207,38 +289,28 @@ export async function dispatch(funcs: PluginFuncs, about: string, io: Io, opts: 
     }
     const env = readEnv(io.getenv);
     stdin = io.readStdin();
-    const conf = parseConf(stdin, opts.keys);
+    const conf = parseConf(stdin, plugin.keys);
     cniVersion = isSupported(conf.cniVersion) ? conf.cniVersion : CURRENT_VERSION;
     checkVersion(env.command, conf.cniVersion);
-    if ((env.command === 'ADD' || env.command === 'DEL') && env.netns && !opts.allowOwnNetns && sameNetnsAsSelf(env.netns)) {
+    if ((env.command === 'ADD' || env.command === 'DEL') && env.netns && !plugin.allowOwnNetns && sameNetnsAsSelf(env.netns)) {
       throw new CniError(ErrCode.InvalidNetNS, 'cannot use the plugin\'s own network namespace as the container\'s', env.netns);
     }
     const args: CmdArgs = { ...env, stdin, conf };
     if (conf.prevResult !== undefined && conf.prevResult !== null) {
       args.prevResult = parseResult(conf.prevResult, conf.cniVersion);
     }
-    switch (env.command) {
-      case 'ADD': {
-        if (!funcs.add) throw new CniError(ErrCode.Internal, 'ADD is not implemented');
-        // The served-mode stub saw the service die after it had taken this ADD (lib/serve/protocol.ts):
-        // undo whatever it may have half-made, then add afresh.
-        if (io.getenv('CNI_TS_RECOVER') === '1' && funcs.del) {
-          await funcs.del(args).catch((e: unknown) => io.stderr(`cleaning up after the service died mid-ADD: ${asCniError(e).message}`));
-        }
-        const result = await funcs.add(args);
-        return { out: JSON.stringify(resultForVersion(result, conf.cniVersion)), code: 0 };
+    if (env.command === 'VERSION') throw new CniError(ErrCode.InvalidEnvironment, `unknown CNI_COMMAND: ${command}`);
+    if (env.command === 'ADD') {
+      // The served-mode stub saw the service die after it had taken this ADD (lib/serve/protocol.ts):
+      // undo whatever it may have half-made, then add afresh.
+      if (io.getenv('CNI_TS_RECOVER') === '1') {
+        await plugin.del(args).catch((e: unknown) => io.stderr(`cleaning up after the service died mid-ADD: ${asCniError(e).message}`));
       }
-      case 'DEL':
-      case 'CHECK':
-      case 'GC':
-      case 'STATUS': {
-        const fn = funcs[env.command.toLowerCase() as 'del' | 'check' | 'gc' | 'status'];
-        // A verb a plugin has nothing to do for succeeds quietly (e.g. STATUS of loopback).
-        if (fn) await fn(args);
-        return { out: '', code: 0 };
-      }
+      const result = await plugin.add(args);
+      return { out: JSON.stringify(resultForVersion(result, conf.cniVersion)), code: 0 };
     }
-    throw new CniError(ErrCode.InvalidEnvironment, `unknown CNI_COMMAND: ${command}`);
+    await plugin[VERB_OF[env.command]](args);
+    return { out: '', code: 0 };
   } catch (e) {
     const err = asCniError(e);
     // An error found while checking the config (say a missing name) still answers in its version.
@@ -248,18 +320,26 @@ export async function dispatch(funcs: PluginFuncs, about: string, io: Io, opts: 
   }
 }
 
-/** The single entry point of each executable. */
-export function pluginMain(funcs: PluginFuncs, about: string, opts: PluginOptions = {}, io: Io = realIo): void {
-  if (capture) {
-    capture({ funcs, about, opts });
-    return;
+/**
+ * The single entry point of each executable (build.mjs and the multi-call table call it with
+ * the definition a plugin's main.ts exports): a hidden helper mode or a command word in argv
+ * (lib/self/self.ts, PluginDefinition.commands), else one CNI invocation.
+ */
+export function pluginMain(plugin: Plugin, io: Io = realIo): void {
+  if (io === realIo) {
+    // This program started again as one of its own helpers (lib/self/self.ts selfArgv)?
+    if (runRequestedMode()) return;
+    const word = process.argv[2];
+    const command = word !== undefined && Object.hasOwn(plugin.commands, word) ? plugin.commands[word] : undefined;
+    if (command) {
+      void command(process.argv.slice(3));
+      return;
+    }
   }
-  // This program started again as one of its own helpers (lib/self/self.ts selfArgv)?
-  if (io === realIo && runRequestedMode()) return;
   // Run here by a served-mode stub that found no service to take the call: start one for the
   // calls to come, alongside this one (lib/serve/start.ts; never fails the call).
   const starting = io === realIo && process.env.CNI_TS_VIA_STUB && process.env.CNI_COMMAND && process.env.CNI_COMMAND !== 'VERSION' ? import('../serve/start').then((m) => m.startForNextCalls(io.stderr)) : undefined;
-  dispatch(funcs, about, io, opts).then(
+  dispatch(plugin, io).then(
     async ({ out, code }) => {
       await starting;
       io.finish(out, code);

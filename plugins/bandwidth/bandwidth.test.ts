@@ -1,6 +1,6 @@
 // The bandwidth verbs through setSpawnHook: every process the plugin starts, its argv and stdin,
 // in order. No kernel is touched.
-import { cmdAdd, cmdDel, cmdGc } from './bandwidth';
+import { plugin } from './main';
 import { ifbName } from './tc';
 import { setSpawnHook, type RunOptions, type RunResult } from '../../lib/exec/run';
 import type { CmdArgs, NetConf } from '../../lib/skel/dispatch';
@@ -59,7 +59,7 @@ afterEach(() => setSpawnHook(undefined));
 describe('ADD', () => {
   test('both limits: two reads, one ip batch (the ifb), one tc batch, and the ifb in the result', async () => {
     answer(happyKernel);
-    const r = await cmdAdd(args(BOTH));
+    const r = await plugin.add(args(BOTH));
     expect(spawned.map((s) => s.argv.join(' '))).toEqual([
       'nsenter --net=/proc/self/ns/net -- ip -json -details link show dev eth0',
       'ip -json link show',
@@ -81,7 +81,7 @@ describe('ADD', () => {
 
   test('no limits: the prevResult, and no process at all', async () => {
     answer(happyKernel);
-    expect(await cmdAdd(args({}))).toEqual(prev);
+    expect(await plugin.add(args({}))).toEqual(prev);
     expect(spawned).toEqual([]);
   });
 
@@ -90,7 +90,7 @@ describe('ADD', () => {
       if (argv[0] === 'tc' && opts.input?.includes('qdisc add')) return { exitCode: 1, stderr: 'Error: Exclusivity flag on, cannot modify.\nCommand failed -:4\n' };
       return happyKernel(argv, opts);
     });
-    await expect(cmdAdd(args(BOTH))).rejects.toThrow(`failed to shape veth1234: Error: Exclusivity flag on, cannot modify. (tc qdisc add dev ${IFB} root handle 1:`);
+    await expect(plugin.add(args(BOTH))).rejects.toThrow(`failed to shape veth1234: Error: Exclusivity flag on, cannot modify. (tc qdisc add dev ${IFB} root handle 1:`);
     expect(spawned.slice(4).map((s) => [s.argv.join(' '), s.input])).toEqual([
       ['tc -force -batch -', 'qdisc del dev veth1234 ingress\nqdisc del dev veth1234 root\n'],
       ['ip -json -batch -', `link del dev ${IFB}\n`],
@@ -102,13 +102,13 @@ describe('ADD', () => {
       if (argv[0] === 'tc' && opts.input?.includes('qdisc add')) return { exitCode: 1, stderr: 'Error: Exclusivity flag on, cannot modify.\nCommand failed -:1\n' };
       return happyKernel(argv, opts);
     });
-    await expect(cmdAdd(args(BOTH))).rejects.toThrow('failed to shape veth1234');
+    await expect(plugin.add(args(BOTH))).rejects.toThrow('failed to shape veth1234');
     expect(spawned.slice(4).map((s) => s.input)).toEqual([`link del dev ${IFB}\n`]);
   });
 
   test('an interface that is not a veth is refused before anything changes', async () => {
     answer((argv, opts) => (argv.join(' ').includes('dev eth0') ? { stdout: JSON.stringify([{ ifindex: 2, ifname: 'eth0', flags: [], mtu: 1500, operstate: 'UP', linkinfo: { info_kind: 'macvlan' } }]) } : happyKernel(argv, opts)));
-    await expect(cmdAdd(args(BOTH))).rejects.toThrow('container interface eth0 has no veth peer');
+    await expect(plugin.add(args(BOTH))).rejects.toThrow('container interface eth0 has no veth peer');
     expect(spawned).toHaveLength(2);
   });
 });
@@ -116,13 +116,13 @@ describe('ADD', () => {
 describe('DEL', () => {
   test('no netns, no prevResult: one ip batch deleting the ifb by name; already gone is fine', async () => {
     answer(() => ({ exitCode: 1, stderr: `Cannot find device "${IFB}"\nCommand failed -:1\n` }));
-    await cmdDel(args(BOTH, { command: 'DEL', netns: '', prevResult: undefined }));
+    await plugin.del(args(BOTH, { command: 'DEL', netns: '', prevResult: undefined }));
     expect(spawned).toEqual([{ argv: ['ip', '-json', '-force', '-batch', '-'], input: `link del dev ${IFB}\n` }]);
   });
 
   test('veth still there: the ifb and the host read in one ip batch, the container read beside it, then the qdiscs', async () => {
     answer(happyKernel);
-    await cmdDel(args(BOTH, { command: 'DEL' }));
+    await plugin.del(args(BOTH, { command: 'DEL' }));
     expect(spawned.map((s) => [s.argv.join(' '), s.input])).toEqual([
       ['ip -json -force -batch -', `link del dev ${IFB}\nlink show\n`],
       ['nsenter --net=/proc/self/ns/net -- ip -json -details link show dev eth0', undefined],
@@ -148,7 +148,7 @@ describe('GC', () => {
       }
       return {};
     });
-    await cmdGc(args({ 'cni.dev/valid-attachments': [{ containerID: 'abc123', ifname: 'eth0' }] }, { command: 'GC' }));
+    await plugin.gc(args({ 'cni.dev/valid-attachments': [{ containerID: 'abc123', ifname: 'eth0' }] }, { command: 'GC' }));
     expect(spawned.map((s) => s.input)).toEqual([undefined, `link del dev ${ifbName('bwnet', 'stale')}\n`]);
   });
 });

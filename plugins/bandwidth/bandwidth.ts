@@ -19,7 +19,8 @@ import type { IpLink } from '../../lib/iproute/json-types';
 import { netnsExists } from '../../lib/iproute/netns';
 import { validAttachments } from '../../lib/skel/gc';
 import { bestEffort, failpoint, withRollback } from '../../lib/rollback';
-import { loadNetConf, shapesEgress, shapesIngress, type BandwidthConf } from './config';
+import { shapesEgress, shapesIngress, type BandwidthConf } from './config';
+import { requireNetns, requirePrevResult } from '../../lib/skel/inputs';
 import {
   checkLines,
   ifbAlias,
@@ -45,15 +46,6 @@ function readTick(): number {
   } catch {
     return tickInUsec(undefined);
   }
-}
-
-function requirePrev(args: CmdArgs): Result {
-  if (!args.prevResult) throw new CniError(ErrCode.InvalidConfig, 'must be called as chained plugin', 'bandwidth needs the prevResult of the plugin that made the veth');
-  return args.prevResult;
-}
-
-function requireNetns(args: CmdArgs): void {
-  if (!args.netns || !netnsExists(args.netns)) throw new CniError(ErrCode.InvalidNetNS, `failed to open netns "${args.netns}": no such file or directory`);
 }
 
 type LinkWithAlias = IpLink & { ifalias?: string; qdisc?: string };
@@ -88,12 +80,11 @@ function plan(conf: BandwidthConf, args: CmdArgs, veth: string, tick: number): S
   };
 }
 
-export async function cmdAdd(args: CmdArgs): Promise<Result> {
-  const conf = loadNetConf(args.conf);
-  const prev = requirePrev(args);
+export async function cmdAdd(args: CmdArgs, conf: BandwidthConf): Promise<Result> {
+  const prev = requirePrevResult(args);
   const result: Result = { ...prev, cniVersion: conf.cniVersion };
   if (!conf.bandwidth) return result;
-  requireNetns(args);
+  requireNetns(args.netns);
   const veth = await hostVeth(args, prev);
   const p = plan(conf, args, veth.ifname, readTick());
 
@@ -133,8 +124,7 @@ export async function cmdAdd(args: CmdArgs): Promise<Result> {
  * the container's veth is still there, the qdiscs this config put on its host end (the veth's
  * own deletion by the main plugin would take them too).
  */
-export async function cmdDel(args: CmdArgs): Promise<void> {
-  const conf = loadNetConf(args.conf);
+export async function cmdDel(args: CmdArgs, conf: BandwidthConf): Promise<void> {
   const ifb = ifbName(conf.name, args.containerID);
   const b = conf.bandwidth;
   const canFindVeth = !!b && !!args.prevResult?.interfaces?.length && !!args.netns && netnsExists(args.netns);
@@ -165,10 +155,9 @@ export async function cmdDel(args: CmdArgs): Promise<void> {
 }
 
 /** CHECK: the veth's root tbf, its redirect to the ifb and the ifb's tbf match the config. */
-export async function cmdCheck(args: CmdArgs): Promise<void> {
-  const conf = loadNetConf(args.conf);
-  const prev = requirePrev(args);
-  requireNetns(args);
+export async function cmdCheck(args: CmdArgs, conf: BandwidthConf): Promise<void> {
+  const prev = requirePrevResult(args);
+  requireNetns(args.netns);
   const veth = await hostVeth(args, prev);
   if (!conf.bandwidth) return;
   const tick = readTick();
@@ -196,8 +185,7 @@ export async function cmdCheck(args: CmdArgs): Promise<void> {
  * not in the valid list. Only ifbs carrying our alias for this network are candidates, so other
  * networks' ifbs (and the reference's, which carry no alias) are never touched.
  */
-export async function cmdGc(args: CmdArgs): Promise<void> {
-  const conf = loadNetConf(args.conf);
+export async function cmdGc(args: CmdArgs, conf: BandwidthConf): Promise<void> {
   const valid = new Set(validAttachments(args.conf).map((a) => a.containerID));
   const ifbs = await ipJson<LinkWithAlias>(['link', 'show', 'type', 'ifb']);
   const stale = ifbs.filter((l) => {

@@ -3,7 +3,7 @@ import { codeOf } from '../../lib/skel/testing';
 import type { NetConf } from '../../lib/skel/dispatch';
 
 const base = { cniVersion: '1.0.0', name: 'net', type: 'bandwidth' };
-const load = (extra: Record<string, unknown>) => loadNetConf({ ...base, ...extra } as NetConf);
+const load = (extra: Record<string, unknown>) => loadNetConf({ conf: { ...base, ...extra } as NetConf });
 
 describe('bandwidth config', () => {
   test('top-level limits', () => {

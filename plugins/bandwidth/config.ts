@@ -4,7 +4,7 @@
  * allocates the embedded entry then), else `runtimeConfig.bandwidth`; each rate needs its burst
  * and the other way round; a burst must stay under 4 GB. Rates are bit/s, bursts bits.
  */
-import type { NetConf } from '../../lib/skel/dispatch';
+import type { CmdArgs, NetConf } from '../../lib/skel/dispatch';
 import { CniError, ErrCode } from '../../lib/skel/errors';
 import { validateConf } from '../../lib/schema/validate';
 import { bandwidth as validateBandwidth } from '../../lib/generated/validators';
@@ -50,15 +50,16 @@ export function isZero(b: BandwidthEntry): boolean {
 export const shapesIngress = (b: BandwidthEntry): boolean => b.ingressRate > 0 && b.ingressBurst > 0;
 export const shapesEgress = (b: BandwidthEntry): boolean => b.egressRate > 0 && b.egressBurst > 0;
 
-export function loadNetConf(c: NetConf): BandwidthConf {
+export function loadNetConf(args: Pick<CmdArgs, 'conf'>): BandwidthConf {
+  const c = args.conf;
   validateConf(validateBandwidth, c, 'bandwidth');
   const top = ENTRY_KEYS.some((k) => c[k] !== undefined);
-  const rt = c.runtimeConfig?.bandwidth as Record<string, unknown> | undefined;
-  const src: Record<string, unknown> | undefined = top ? c : rt;
+  // The same keys either way (the schema describes both places alike).
+  const src = top ? c : c.runtimeConfig?.bandwidth;
   let bandwidth: BandwidthEntry | undefined;
   if (src) {
     for (const k of SUBNET_KEYS) {
-      const v = src[k] as string[] | undefined;
+      const v = src[k];
       if (v && v.length > 0) {
         throw new CniError(
           ErrCode.UnsupportedField,
@@ -67,7 +68,7 @@ export function loadNetConf(c: NetConf): BandwidthConf {
         );
       }
     }
-    const num = (k: (typeof LIMIT_KEYS)[number]): number => (src[k] as number | undefined) ?? 0;
+    const num = (k: (typeof LIMIT_KEYS)[number]): number => src[k] ?? 0;
     bandwidth = { ingressRate: num('ingressRate'), ingressBurst: num('ingressBurst'), egressRate: num('egressRate'), egressBurst: num('egressBurst') };
     validateRateAndBurst(bandwidth.ingressRate, bandwidth.ingressBurst);
     validateRateAndBurst(bandwidth.egressRate, bandwidth.egressBurst);

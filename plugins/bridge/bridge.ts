@@ -17,7 +17,7 @@ import { bestEffort } from '../../lib/rollback';
 import { attachAdd, attachCheck, attachDel, type AttachIpam } from '../../lib/bridge/attach';
 import { gcAll } from '../../lib/netfilter/select';
 import { validAttachments } from '../../lib/skel/gc';
-import { loadNetConf, type BridgeConf } from './config';
+import type { BridgeConf } from './config';
 
 /** The delegated IPAM (`ipam.type`, in-process when it is our host-local), or none for L2 only. */
 function delegatedIpam(conf: BridgeConf, args: CmdArgs): AttachIpam | undefined {
@@ -25,20 +25,17 @@ function delegatedIpam(conf: BridgeConf, args: CmdArgs): AttachIpam | undefined 
   return { add: () => ipamAdd(args), del: () => ipamExec('DEL', args), check: () => ipamExec('CHECK', args) };
 }
 
-export async function cmdAdd(args: CmdArgs): Promise<Result> {
-  const conf = loadNetConf(args);
+export async function cmdAdd(args: CmdArgs, conf: BridgeConf): Promise<Result> {
   return attachAdd(conf, args, delegatedIpam(conf, args));
 }
 
 /** DEL: IPAM release, container link, NAT rules by owner (lib/bridge/attach.ts). */
-export async function cmdDel(args: CmdArgs): Promise<void> {
-  const conf = loadNetConf(args);
+export async function cmdDel(args: CmdArgs, conf: BridgeConf): Promise<void> {
   await attachDel('bridge', conf, args, delegatedIpam(conf, args));
 }
 
 /** CHECK: the interface, its addresses and routes, the host veth on the bridge, lease, NAT rules. */
-export async function cmdCheck(args: CmdArgs): Promise<void> {
-  const conf = loadNetConf(args);
+export async function cmdCheck(args: CmdArgs, conf: BridgeConf): Promise<void> {
   await attachCheck(conf, args, delegatedIpam(conf, args));
 }
 
@@ -47,8 +44,7 @@ export async function cmdCheck(args: CmdArgs): Promise<void> {
  * attachment is not in cni.dev/valid-attachments go, on every installed backend. Both steps
  * run; their failures are reported together.
  */
-export async function cmdGc(args: CmdArgs): Promise<void> {
-  const conf = loadNetConf(args);
+export async function cmdGc(args: CmdArgs, conf: BridgeConf): Promise<void> {
   const valid = validAttachments(args.conf);
   await bestEffort(
     'bridge',
@@ -58,8 +54,6 @@ export async function cmdGc(args: CmdArgs): Promise<void> {
 }
 
 /** STATUS concerns the addresses: forwarded to the IPAM. */
-
-export async function cmdStatus(args: CmdArgs): Promise<void> {
-  const conf = loadNetConf(args);
+export async function cmdStatus(args: CmdArgs, conf: BridgeConf): Promise<void> {
   if (conf.hasIpam) await ipamExec('STATUS', args);
 }

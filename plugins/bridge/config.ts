@@ -4,9 +4,9 @@
  */
 import type { CmdArgs, NetConf } from '../../lib/skel/dispatch';
 import { CniError, ErrCode } from '../../lib/skel/errors';
+import { parseMac } from '../../lib/skel/inputs';
 import { validateConf } from '../../lib/schema/validate';
 import { bridge as validateBridge } from '../../lib/generated/validators';
-import type { BackendName } from '../../lib/netfilter/driver';
 import type { AttachConf } from '../../lib/bridge/attach';
 
 export const DEFAULT_BRIDGE = 'cni0';
@@ -17,8 +17,6 @@ export interface BridgeConf extends AttachConf {
   /** True when `ipam` names a plugin; `{}` or no ipam means a layer-2 only attachment. */
   hasIpam: boolean;
 }
-
-const MAC_RE = /^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/;
 
 /** Keys of the reference's bridge that we accept but do not implement: refused (code 2), never ignored. */
 const UNSUPPORTED: [string, (v: unknown) => boolean][] = [
@@ -35,10 +33,11 @@ function pickMac(args: CmdArgs): string | undefined {
   if (typeof fromArgs === 'string' && fromArgs) mac = fromArgs;
   const fromRt = args.conf.runtimeConfig?.mac;
   if (typeof fromRt === 'string' && fromRt) mac = fromRt;
-  if (mac !== undefined && !MAC_RE.test(mac)) {
-    throw new CniError(ErrCode.InvalidConfig, `invalid MAC address "${mac}"`);
-  }
-  return mac?.toLowerCase();
+  if (mac === undefined) return undefined;
+  // Colons only, as before: net.ParseMAC (the reference) would also take dashes.
+  const parsed = parseMac(mac, { dashes: false });
+  if (!parsed) throw new CniError(ErrCode.InvalidConfig, `invalid MAC address "${mac}"`);
+  return parsed;
 }
 
 export function loadNetConf(args: CmdArgs): BridgeConf {
@@ -54,21 +53,20 @@ export function loadNetConf(args: CmdArgs): BridgeConf {
   if (hairpinMode && promiscMode) {
     throw new CniError(ErrCode.InvalidConfig, 'cannot set hairpin mode and promiscuous mode at the same time');
   }
-  const mtu = (c.mtu as number | undefined) ?? 0;
+  const mtu = c.mtu ?? 0;
   if (mtu !== 0 && mtu < 68) throw new CniError(ErrCode.InvalidConfig, `invalid MTU ${mtu}: must be at least 68`);
   const isDefaultGateway = c.isDefaultGateway === true;
-  const backend = c.ipMasqBackend as string | undefined;
   return Object.freeze({
     raw: c,
     cniVersion: c.cniVersion,
     name: c.name,
-    bridge: (c.bridge as string | undefined) ?? DEFAULT_BRIDGE,
+    bridge: c.bridge ?? DEFAULT_BRIDGE,
     // isDefaultGateway implies isGateway (reference behaviour).
     isGateway: c.isGateway === true || isDefaultGateway,
     isDefaultGateway,
     forceAddress: c.forceAddress === true,
     ipMasq: c.ipMasq === true,
-    ipMasqBackend: backend ? (backend as BackendName) : undefined,
+    ipMasqBackend: c.ipMasqBackend || undefined,
     mtu,
     hairpinMode,
     promiscMode,

@@ -72,6 +72,6 @@ export function loadNetConf(args: CmdArgs, needTarget: boolean): ContainerConf {
     name: c.name,
     target: target ?? '',
     targetSource: source,
-    cacheDir: (c.cacheDir as string | undefined) ?? DEFAULT_CACHE_DIR,
+    cacheDir: c.cacheDir ?? DEFAULT_CACHE_DIR,
   });
 }

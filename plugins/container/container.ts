@@ -17,7 +17,7 @@ import { CniError, ErrCode } from '../../lib/skel/errors';
 import type { Result } from '../../lib/types/result';
 import { mergeView, netnsIdentity, readNetnsView, requireNetns } from '../../lib/iproute/netns-view';
 import { cachedAttachments } from './cache';
-import { loadNetConf, type ContainerConf } from './config';
+import type { ContainerConf } from './config';
 
 /** Throws unless CNI_NETNS is the namespace the target's cached attachments live in. */
 export function verifyTargetNetns(conf: ContainerConf, netns: string): void {
@@ -50,26 +50,13 @@ export function verifyTargetNetns(conf: ContainerConf, netns: string): void {
 }
 
 /** ADD: verify, then one `ip -json addr show` in CNI_NETNS for the result. Creates nothing. */
-export async function cmdAdd(args: CmdArgs): Promise<Result> {
-  const conf = loadNetConf(args, true);
+export async function cmdAdd(args: CmdArgs, conf: ContainerConf): Promise<Result> {
   verifyTargetNetns(conf, args.netns);
   const view = await readNetnsView(args.netns);
   return mergeView(args.prevResult, view, conf.cniVersion);
 }
 
-/** DEL: the joiner owns nothing, so the target's network is never touched. */
-export async function cmdDel(args: CmdArgs): Promise<void> {
-  loadNetConf(args, false);
-}
-
 /** CHECK: the target is still attached and CNI_NETNS is still its namespace. */
-export async function cmdCheck(args: CmdArgs): Promise<void> {
-  const conf = loadNetConf(args, true);
+export async function cmdCheck(args: CmdArgs, conf: ContainerConf): Promise<void> {
   verifyTargetNetns(conf, args.netns);
 }
-
-/** STATUS and GC: no state of its own, so always available and nothing to collect. */
-export async function cmdStatus(args: CmdArgs): Promise<void> {
-  loadNetConf(args, false);
-}
-export const cmdGc = cmdStatus;

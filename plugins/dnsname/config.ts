@@ -10,7 +10,7 @@
 import type { CmdArgs, NetConf } from '../../lib/skel/dispatch';
 import { CniError, ErrCode } from '../../lib/skel/errors';
 import { validateConf } from '../../lib/schema/validate';
-import { dnsname as validateDnsname } from '../../lib/generated/validators';
+import { dnsname as validateDnsname, type DnsnameNetConf } from '../../lib/generated/validators';
 
 /** containers/dnsname's directory, so a host has one place to look for these servers. */
 export const DEFAULT_RUN_DIR = '/run/containers/cni/dnsname';
@@ -18,7 +18,7 @@ export const DEFAULT_RUN_DIR = '/run/containers/cni/dnsname';
 export const DEFAULT_DOMAIN = 'dns.podman';
 
 export interface DnsnameConf {
-  raw: NetConf;
+  raw: NetConf & DnsnameNetConf;
   cniVersion: string;
   name: string;
   domainName: string;
@@ -60,9 +60,9 @@ export function loadNetConf(args: CmdArgs): DnsnameConf {
     raw: c,
     cniVersion: c.cniVersion,
     name: c.name,
-    domainName: checkDomain((c.domainName as string | undefined) ?? DEFAULT_DOMAIN),
-    runDir: (c.runDir as string | undefined) ?? DEFAULT_RUN_DIR,
-    dnsmasqPath: c.dnsmasqPath as string | undefined,
+    domainName: checkDomain(c.domainName ?? DEFAULT_DOMAIN),
+    runDir: c.runDir ?? DEFAULT_RUN_DIR,
+    dnsmasqPath: c.dnsmasqPath,
   });
 }
 
@@ -100,7 +100,7 @@ export function containerNames(args: CmdArgs, conf: DnsnameConf): ContainerNames
   const tooLong = fqdnProblem(name);
   if (tooLong) throw new CniError(ErrCode.InvalidEnvironment, `container name "${name}" with domain "${conf.domainName}" is not a valid DNS name: ${tooLong}`);
 
-  const all = (conf.raw.runtimeConfig?.aliases as Record<string, string[]> | undefined)?.[conf.name] ?? [];
+  const all = conf.raw.runtimeConfig?.aliases?.[conf.name] ?? [];
   const seen = new Set([name.toLowerCase()]);
   const aliases: string[] = [];
   for (const a of all) {

@@ -17,7 +17,8 @@ import type { Result } from '../../lib/types/result';
 import { type DaemonSpec, ensureRunning, livePid, readyPid, stopDaemon } from '../../lib/daemon/daemon';
 import { withLock } from '../../lib/lock/flock';
 import { failpoint, withRollback } from '../../lib/rollback';
-import { containerNames, loadNetConf, type DnsnameConf } from './config';
+import { containerNames, type DnsnameConf } from './config';
+import { requirePrevResult } from '../../lib/skel/inputs';
 import { type NetPaths, buildDnsmasqConf, dnsmasqSpec, findDnsmasq, listenFromConf, netPaths, reloadDnsmasq, sameNetnsAsSelf, unreachableAncestor } from './dnsmasq';
 import { type HostsLine, type Owner, attachmentCount, entriesOf, formatHosts, hostnamesFor, parseHosts, removeEntries, setEntries } from './hosts';
 
@@ -49,13 +50,6 @@ function containerIps(prev: Result): { ips: string[]; gateways: string[] } {
   const ips = [...new Set(onContainer.map((ip) => ip.address.split('/')[0]!))];
   const gateways = [...new Set(onContainer.map((ip) => ip.gateway).filter((g): g is string => !!g && isIP(g) !== 0))];
   return { ips, gateways };
-}
-
-function requirePrevResult(args: CmdArgs, verb: string): Result {
-  if (!args.prevResult) {
-    throw new CniError(ErrCode.InvalidConfig, `dnsname ${verb} needs prevResult: it must be chained after a plugin that sets up the interface (bridge)`);
-  }
-  return args.prevResult;
 }
 
 /** The network's server as written in its config (for finding, probing and stopping it). */
@@ -91,11 +85,10 @@ async function commitRemoval(network: string, paths: NetPaths, lines: HostsLine[
   await reload(spec);
 }
 
-export async function cmdAdd(args: CmdArgs): Promise<Result> {
-  // Validate everything first: a bad name or domain leaves no file behind.
-  const conf = loadNetConf(args);
+export async function cmdAdd(args: CmdArgs, conf: DnsnameConf): Promise<Result> {
+  // Validate everything first (the config already is): a bad name leaves no file behind.
   const { name, aliases } = containerNames(args, conf);
-  const prev = requirePrevResult(args, 'ADD');
+  const prev = requirePrevResult(args);
   const { ips, gateways } = containerIps(prev);
   if (ips.length === 0) throw new CniError(ErrCode.InvalidConfig, 'prevResult has no container address to register');
   if (gateways.length === 0) {
@@ -160,8 +153,7 @@ export async function cmdAdd(args: CmdArgs): Promise<Result> {
 }
 
 /** DEL: removes this attachment's lines; stops the server with the last one. Missing = done. */
-export async function cmdDel(args: CmdArgs): Promise<void> {
-  const conf = loadNetConf(args);
+export async function cmdDel(args: CmdArgs, conf: DnsnameConf): Promise<void> {
   const paths = netPaths(conf.runDir, conf.name);
   // Never create anything on DEL: no directory means nothing was ever added here.
   if (!existsSync(paths.dir)) return;
@@ -177,10 +169,9 @@ export async function cmdDel(args: CmdArgs): Promise<void> {
 }
 
 /** CHECK: the server runs next to us, and the attachment's lines are in its file as ADD wrote them. */
-export async function cmdCheck(args: CmdArgs): Promise<void> {
-  const conf = loadNetConf(args);
+export async function cmdCheck(args: CmdArgs, conf: DnsnameConf): Promise<void> {
   const { name, aliases } = containerNames(args, conf);
-  const prev = requirePrevResult(args, 'CHECK');
+  const prev = requirePrevResult(args);
   findDnsmasq(conf.dnsmasqPath);
   const paths = netPaths(conf.runDir, conf.name);
   if (!existsSync(paths.dir)) throw new CniError(ErrCode.Internal, `network ${conf.name} has no dnsname state in ${conf.runDir}`);
@@ -200,8 +191,7 @@ export async function cmdCheck(args: CmdArgs): Promise<void> {
 }
 
 /** GC: drops the lines of attachments not in cni.dev/valid-attachments; stops an empty network's server. */
-export async function cmdGc(args: CmdArgs): Promise<void> {
-  const conf = loadNetConf(args);
+export async function cmdGc(args: CmdArgs, conf: DnsnameConf): Promise<void> {
   const keep = new Set(validAttachments(args.conf).map((a) => `${a.containerID}\0${a.ifname}`));
   const paths = netPaths(conf.runDir, conf.name);
   if (!existsSync(paths.dir)) return;
@@ -214,7 +204,6 @@ export async function cmdGc(args: CmdArgs): Promise<void> {
 }
 
 /** STATUS: available when the config is valid and dnsmasq can be run (else code 50). */
-export async function cmdStatus(args: CmdArgs): Promise<void> {
-  const conf: DnsnameConf = loadNetConf(args);
+export async function cmdStatus(args: CmdArgs, conf: DnsnameConf): Promise<void> {
   findDnsmasq(conf.dnsmasqPath);
 }

@@ -19,10 +19,10 @@ export interface FirewallConf {
   adminChain: string;
 }
 
-export function loadNetConf(args: CmdArgs): FirewallConf {
+export function loadNetConf(args: Pick<CmdArgs, 'conf'>): FirewallConf {
   const c = args.conf;
   validateConf(validateFirewall, c, 'firewall');
-  const backend = (c.backend as string | undefined) || undefined;
+  const backend = c.backend || undefined;
   if (backend === 'firewalld') {
     // Refused, never silently replaced: a config asking for firewalld zones expects them.
     throw new CniError(ErrCode.UnsupportedField, 'unsupported field: backend="firewalld"', 'this firewall plugin implements the iptables and nftables backends only');
@@ -30,8 +30,8 @@ export function loadNetConf(args: CmdArgs): FirewallConf {
   return Object.freeze({
     cniVersion: c.cniVersion,
     name: c.name,
-    backend: backend as BackendName | undefined,
-    policy: ((c.ingressPolicy as string | undefined) || 'open') as IngressPolicy,
-    adminChain: (c.iptablesAdminChainName as string | undefined) || DEFAULT_ADMIN_CHAIN,
+    backend,
+    policy: c.ingressPolicy || 'open',
+    adminChain: c.iptablesAdminChainName || DEFAULT_ADMIN_CHAIN,
   });
 }

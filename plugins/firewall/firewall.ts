@@ -14,7 +14,8 @@ import type { Result } from '../../lib/types/result';
 import { gcAll, selectDriver, teardownAll } from '../../lib/netfilter/select';
 import type { FirewallSpec } from '../../lib/netfilter/driver';
 import { validAttachments } from '../../lib/skel/gc';
-import { loadNetConf, type FirewallConf } from './config';
+import type { FirewallConf } from './config';
+import { requirePrevResult } from '../../lib/skel/inputs';
 
 function spec(conf: FirewallConf, args: CmdArgs): FirewallSpec {
   const prev = args.prevResult;
@@ -31,13 +32,11 @@ function spec(conf: FirewallConf, args: CmdArgs): FirewallSpec {
 }
 
 /**
- * ADD and CHECK: the config and the spec of a chained call. Both need prevResult and, for a
+ * ADD and CHECK: the spec of a chained call. Both need prevResult and, for a
  * policy other than open, the bridge it names (the reference's message).
  */
-function chainedSpec(args: CmdArgs): { conf: FirewallConf; s: FirewallSpec; prev: Result } {
-  const conf = loadNetConf(args);
-  const prev = args.prevResult;
-  if (!prev) throw new CniError(ErrCode.InvalidConfig, 'missing prevResult from earlier plugin');
+function chainedSpec(args: CmdArgs, conf: FirewallConf): { s: FirewallSpec; prev: Result } {
+  const prev = requirePrevResult(args);
   const s = spec(conf, args);
   if (conf.policy !== 'open' && !s.bridge) {
     throw new CniError(
@@ -45,30 +44,28 @@ function chainedSpec(args: CmdArgs): { conf: FirewallConf; s: FirewallSpec; prev
       `interface needs to be set for ingress policy "${conf.policy}", make sure to chain "firewall" plugin with "bridge"`,
     );
   }
-  return { conf, s, prev };
+  return { s, prev };
 }
 
-export async function cmdAdd(args: CmdArgs): Promise<Result> {
-  const { conf, s, prev } = chainedSpec(args);
+export async function cmdAdd(args: CmdArgs, conf: FirewallConf): Promise<Result> {
+  const { s, prev } = chainedSpec(args, conf);
   // One transaction (iptables: both families, or the first one undone): nothing to roll back here.
   await selectDriver(conf.backend).setup({ firewall: s });
   return prev;
 }
 
-export async function cmdDel(args: CmdArgs): Promise<void> {
-  const conf = loadNetConf(args);
+export async function cmdDel(args: CmdArgs, conf: FirewallConf): Promise<void> {
   // Keyed on the container ID: works with an empty CNI_NETNS and without prevResult; the
   // prevResult's addresses, when given, also catch the reference's uncommented rules.
   await teardownAll(spec(conf, args), ['firewall']);
 }
 
-export async function cmdCheck(args: CmdArgs): Promise<void> {
-  const { conf, s } = chainedSpec(args);
+export async function cmdCheck(args: CmdArgs, conf: FirewallConf): Promise<void> {
+  const { s } = chainedSpec(args, conf);
   await selectDriver(conf.backend).check({ firewall: s });
 }
 
 /** GC: removes, on every installed backend, the per-container rules of this network's attachments not in cni.dev/valid-attachments. */
-export async function cmdGc(args: CmdArgs): Promise<void> {
-  const conf = loadNetConf(args);
+export async function cmdGc(args: CmdArgs, conf: FirewallConf): Promise<void> {
   await gcAll(conf.name, validAttachments(args.conf), ['firewall']);
 }

@@ -1,4 +1,16 @@
-import { pluginMain } from '../../lib/skel/dispatch';
+import { definePlugin, noop } from '../../lib/skel/dispatch';
+import { firewall as keys } from '../../lib/generated/keys';
+import { loadNetConf } from './config';
 import { cmdAdd, cmdCheck, cmdDel, cmdGc } from './firewall';
 
-pluginMain({ add: cmdAdd, del: cmdDel, check: cmdCheck, gc: cmdGc }, 'CNI firewall plugin (cni-ts)');
+export const plugin = definePlugin({
+  about: 'CNI firewall plugin (cni-ts)',
+  loadConf: loadNetConf,
+  add: cmdAdd,
+  del: cmdDel,
+  check: cmdCheck,
+  gc: cmdGc,
+  // The reference has none: rules need no daemon, pool or lock that could be unavailable.
+  status: noop('firewall rules need no daemon, pool or lock: nothing can be unavailable'),
+  keys,
+});

@@ -8,16 +8,18 @@
  * the host netns works (/proc/1/ns/net, a bind mount in /run/netns, /proc/self/ns/net).
  * DEL changes nothing and always succeeds: the host's network outlives every container.
  */
-import type { CmdArgs } from '../../lib/skel/dispatch';
+import type { CmdArgs, NetConf } from '../../lib/skel/dispatch';
 import { CniError, ErrCode } from '../../lib/skel/errors';
 import type { Result } from '../../lib/types/result';
 import { mergeView, ownNetnsIdentity, readNetnsView, requireNetns } from '../../lib/iproute/netns-view';
 import { validateConf } from '../../lib/schema/validate';
-import { host as validateHost } from '../../lib/generated/validators';
+import { host as validateHost, type HostNetConf } from '../../lib/generated/validators';
 
 /** Checks the config; `host` has no keys of its own, only the common ones. */
-export function loadNetConf(args: CmdArgs): void {
-  validateConf(validateHost, args.conf, 'host');
+export function loadNetConf(args: Pick<CmdArgs, 'conf'>): NetConf & HostNetConf {
+  const c = args.conf;
+  validateConf(validateHost, c, 'host');
+  return c;
 }
 
 /** Throws code 103 unless CNI_NETNS is the plugin's own (the host's) network namespace. */
@@ -34,25 +36,12 @@ export function verifyHostNetns(netns: string): void {
 
 /** ADD: verify the namespace, then one `ip -json addr show` for the result. */
 export async function cmdAdd(args: CmdArgs): Promise<Result> {
-  loadNetConf(args);
   verifyHostNetns(args.netns);
   const view = await readNetnsView(args.netns);
   return mergeView(args.prevResult, view, args.conf.cniVersion);
 }
 
-/** DEL: nothing was created, so nothing is removed; any netns (or none) is fine. */
-export async function cmdDel(args: CmdArgs): Promise<void> {
-  loadNetConf(args);
-}
-
 /** CHECK: CNI_NETNS must still be the host's namespace. */
 export async function cmdCheck(args: CmdArgs): Promise<void> {
-  loadNetConf(args);
   verifyHostNetns(args.netns);
 }
-
-/** STATUS and GC: no state, so always available and nothing to collect. */
-export async function cmdStatus(args: CmdArgs): Promise<void> {
-  loadNetConf(args);
-}
-export const cmdGc = cmdStatus;

@@ -2,12 +2,21 @@
  * loopback: brings `lo` up in the container's netns (ADD) and down again (DEL), as the reference
  * plugin does. CNI_IFNAME is ignored: the loopback device is always `lo`.
  */
-import type { CmdArgs } from '../../lib/skel/dispatch';
+import type { CmdArgs, NetConf } from '../../lib/skel/dispatch';
 import { CniError, ErrCode } from '../../lib/skel/errors';
 import type { Result } from '../../lib/types/result';
 import { ipBatch } from '../../lib/iproute/ip';
 import type { IpAddr } from '../../lib/iproute/json-types';
 import { netnsExists } from '../../lib/iproute/netns';
+import { validateConf } from '../../lib/schema/validate';
+import { loopback as validateLoopback, type LoopbackNetConf } from '../../lib/generated/validators';
+
+/** Checks the config; loopback has no keys of its own, only the common ones. */
+export function loadNetConf(args: Pick<CmdArgs, 'conf'>): NetConf & LoopbackNetConf {
+  const c = args.conf;
+  validateConf(validateLoopback, c, 'loopback');
+  return c;
+}
 
 /** ADD: one process in the container netns sets lo up and reads its addresses back. */
 export async function cmdAdd(args: CmdArgs): Promise<Result> {

@@ -6,6 +6,8 @@
  */
 import type { CmdArgs, NetConf } from '../../lib/skel/dispatch';
 import { CniError, ErrCode } from '../../lib/skel/errors';
+import { parseMac } from '../../lib/skel/inputs';
+import type { DNS } from '../../lib/types/result';
 import { validateConf } from '../../lib/schema/validate';
 import { macvlan as validateMacvlan } from '../../lib/generated/validators';
 
@@ -24,11 +26,8 @@ export interface MacvlanConf {
   linkInContainer: boolean;
   bcqueuelen?: number;
   hasIpam: boolean;
-  dns?: NetConf['dns'];
+  dns?: DNS;
 }
-
-// net.ParseMAC also takes 8- and 20-byte forms; a macvlan only has 6-byte Ethernet addresses.
-const MAC_RE = /^[0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}$/;
 
 /** The MAC asked for: `mac`, overridden by CNI_ARGS MAC=, overridden by runtimeConfig.mac (reference order). */
 export function pickMac(conf: NetConf, argsMap: Record<string, string>): string | undefined {
@@ -37,8 +36,8 @@ export function pickMac(conf: NetConf, argsMap: Record<string, string>): string 
   const rt = conf.runtimeConfig?.mac;
   if (typeof rt === 'string' && rt) mac = rt;
   if (mac === undefined) return undefined;
-  if (!MAC_RE.test(mac)) throw new CniError(ErrCode.InvalidConfig, `invalid args ${mac} for MAC addr`);
-  const bytes = mac.toLowerCase().replace(/-/g, ':');
+  const bytes = parseMac(mac);
+  if (!bytes) throw new CniError(ErrCode.InvalidConfig, `invalid args ${mac} for MAC addr`);
   if (parseInt(bytes.slice(0, 2), 16) & 1) throw new CniError(ErrCode.InvalidConfig, `invalid MAC address ${mac}: multicast bit set`);
   return bytes;
 }
@@ -46,19 +45,19 @@ export function pickMac(conf: NetConf, argsMap: Record<string, string>): string 
 export function loadNetConf(args: Pick<CmdArgs, 'conf' | 'argsMap'>): MacvlanConf {
   const c = args.conf;
   validateConf(validateMacvlan, c, 'macvlan');
-  const mtu = (c.mtu as number | undefined) ?? 0;
+  const mtu = c.mtu ?? 0;
   if (mtu !== 0 && mtu < 68) throw new CniError(ErrCode.InvalidConfig, `invalid MTU ${mtu}, must be at least 68 (or 0 for the master's)`);
-  const mode = ((c.mode as string | undefined) || 'bridge') as MacvlanMode;
+  const mode: MacvlanMode = c.mode || 'bridge';
   return Object.freeze({
     raw: c,
     cniVersion: c.cniVersion,
     name: c.name,
-    master: (c.master as string | undefined) ?? '',
+    master: c.master ?? '',
     mode,
     mtu,
     mac: pickMac(c, args.argsMap),
     linkInContainer: c.linkInContainer === true,
-    bcqueuelen: c.bcqueuelen as number | undefined,
+    bcqueuelen: c.bcqueuelen,
     hasIpam: typeof c.ipam?.type === 'string' && c.ipam.type !== '',
     dns: c.dns,
   });

@@ -16,12 +16,12 @@ import { CniError, ErrCode, wrapError } from '../../lib/skel/errors';
 import type { Interface, IPConfig, Result, Route } from '../../lib/types/result';
 import { ipBatch, type BatchOutcome } from '../../lib/iproute/ip';
 import type { IpAddr, IpLink, IpRoute } from '../../lib/iproute/json-types';
-import { netnsExists } from '../../lib/iproute/netns';
 import { ipamAdd, ipamExec } from '../../lib/ipam/exec';
 import { netnsSysctlSetAll } from '../../lib/sysctl/netns';
 import { bestEffort, failpoint, withRollback } from '../../lib/rollback';
 import { delLinkInNetns, gatewaysOf, verifyInterface } from '../../lib/iproute/iface';
-import { loadNetConf, type MacvlanConf } from './config';
+import type { MacvlanConf } from './config';
+import { requireNetns, requirePrevResult } from '../../lib/skel/inputs';
 import { DEFAULT_ROUTE_LINES, checkBatch, containerBatch, createBatch } from './batch';
 
 const errorAt = (out: BatchOutcome, line: number): string | undefined => out.errors.find((e) => e.line === line)?.message;
@@ -76,11 +76,8 @@ async function deleteCreated(args: CmdArgs, tmpName: string): Promise<void> {
   if (byName.errors.length) throw new Error(byName.errors[0]!.message);
 }
 
-export async function cmdAdd(args: CmdArgs): Promise<Result> {
-  const conf = loadNetConf(args);
-  if (!netnsExists(args.netns)) {
-    throw new CniError(ErrCode.InvalidNetNS, `failed to open netns "${args.netns}": no such file or directory`);
-  }
+export async function cmdAdd(args: CmdArgs, conf: MacvlanConf): Promise<Result> {
+  requireNetns(args.netns);
   const master = await resolveMaster(conf, args);
   const tmpName = `veth${randomBytes(4).toString('hex')}`;
   return withRollback(async (undo) => {
@@ -124,7 +121,7 @@ export async function cmdAdd(args: CmdArgs): Promise<Result> {
       out.ips = ips;
       out.routes = routes;
     }
-    out.dns = conf.dns && Object.keys(conf.dns).length ? (conf.dns as Result['dns']) : ipam?.dns ?? {};
+    out.dns = conf.dns && Object.keys(conf.dns).length ? conf.dns : ipam?.dns ?? {};
     return out;
   });
 }
@@ -133,8 +130,7 @@ export async function cmdAdd(args: CmdArgs): Promise<Result> {
  * DEL is best-effort and idempotent: IPAM release, then the link. A missing or empty netns only
  * skips the link (kubernetes#43014); a missing link is success. Failures are reported together.
  */
-export async function cmdDel(args: CmdArgs): Promise<void> {
-  const conf = loadNetConf(args);
+export async function cmdDel(args: CmdArgs, conf: MacvlanConf): Promise<void> {
   await bestEffort('macvlan', [
     conf.hasIpam && ['IPAM DEL', () => ipamExec('DEL', args)],
     ['delete the container interface', () => delLinkInNetns(args.netns, args.ifName)],
@@ -146,10 +142,8 @@ function fail(msg: string): never {
 }
 
 /** CHECK: the link (kind, mode, MAC, master), its addresses and routes, the master, the lease. */
-export async function cmdCheck(args: CmdArgs): Promise<void> {
-  const conf = loadNetConf(args);
-  const prev = args.prevResult;
-  if (!prev) throw new CniError(ErrCode.InvalidConfig, 'required prevResult missing');
+export async function cmdCheck(args: CmdArgs, conf: MacvlanConf): Promise<void> {
+  const prev = requirePrevResult(args);
   if (conf.hasIpam) await ipamExec('CHECK', args);
   const idx = (prev.interfaces ?? []).findIndex((i) => i.name === args.ifName && i.sandbox === args.netns);
   if (idx < 0) fail(`sandbox in prevResult doesn't match configured netns: no interface ${args.ifName} in ${args.netns}`);
@@ -178,12 +172,10 @@ export async function cmdCheck(args: CmdArgs): Promise<void> {
 }
 
 /** GC and STATUS concern the addresses: forwarded to the IPAM. */
-export async function cmdGc(args: CmdArgs): Promise<void> {
-  const conf = loadNetConf(args);
+export async function cmdGc(args: CmdArgs, conf: MacvlanConf): Promise<void> {
   if (conf.hasIpam) await ipamExec('GC', args);
 }
 
-export async function cmdStatus(args: CmdArgs): Promise<void> {
-  const conf = loadNetConf(args);
+export async function cmdStatus(args: CmdArgs, conf: MacvlanConf): Promise<void> {
   if (conf.hasIpam) await ipamExec('STATUS', args);
 }

@@ -1,4 +1,16 @@
-import { pluginMain } from '../../lib/skel/dispatch';
-import { cmdAdd, cmdCheck, cmdDel, cmdGc, cmdStatus } from './none';
+import { configOnly, definePlugin } from '../../lib/skel/dispatch';
+import { none as keys } from '../../lib/generated/keys';
+import { cmdAdd, cmdCheck, loadNetConf } from './none';
 
-pluginMain({ add: cmdAdd, del: cmdDel, check: cmdCheck, gc: cmdGc, status: cmdStatus }, 'CNI none plugin (cni-ts): Docker --network none');
+export const plugin = definePlugin({
+  about: 'CNI none plugin (cni-ts): Docker --network none',
+  loadConf: loadNetConf,
+  add: cmdAdd,
+  // Nothing to undo (none.ts says why lo stays up); the config is still checked.
+  del: configOnly,
+  check: cmdCheck,
+  // No state: nothing to collect, always available; a broken config is still refused.
+  gc: configOnly,
+  status: configOnly,
+  keys,
+});

@@ -7,23 +7,24 @@
  * network's plugins, the container's own processes until they exit), and the netns dies with
  * the container anyway, so bringing it down could only break something that is still running.
  */
-import type { CmdArgs } from '../../lib/skel/dispatch';
+import type { CmdArgs, NetConf } from '../../lib/skel/dispatch';
 import { CniError, ErrCode, wrapError } from '../../lib/skel/errors';
 import type { Result } from '../../lib/types/result';
 import { ipBatch } from '../../lib/iproute/ip';
 import type { IpLink } from '../../lib/iproute/json-types';
 import { requireNetns } from '../../lib/iproute/netns-view';
 import { validateConf } from '../../lib/schema/validate';
-import { none as validateNone } from '../../lib/generated/validators';
+import { none as validateNone, type NoneNetConf } from '../../lib/generated/validators';
 
 /** Checks the config; `none` has no keys of its own, only the common ones. */
-export function loadNetConf(args: CmdArgs): void {
-  validateConf(validateNone, args.conf, 'none');
+export function loadNetConf(args: Pick<CmdArgs, 'conf'>): NetConf & NoneNetConf {
+  const c = args.conf;
+  validateConf(validateNone, c, 'none');
+  return c;
 }
 
 /** ADD: one process in the container netns sets lo up and reads it back. */
 export async function cmdAdd(args: CmdArgs): Promise<Result> {
-  loadNetConf(args);
   requireNetns(args.netns);
   let lo: IpLink | undefined;
   try {
@@ -43,14 +44,8 @@ export async function cmdAdd(args: CmdArgs): Promise<Result> {
   };
 }
 
-/** DEL: nothing to undo (see the header); only the config is checked. */
-export async function cmdDel(args: CmdArgs): Promise<void> {
-  loadNetConf(args);
-}
-
 /** CHECK: the netns exists and lo is up in it. */
 export async function cmdCheck(args: CmdArgs): Promise<void> {
-  loadNetConf(args);
   requireNetns(args.netns);
   const { shows } = await ipBatch(['link show dev lo'], { netns: args.netns });
   const lo = (shows[0] as IpLink[])[0];
@@ -58,9 +53,3 @@ export async function cmdCheck(args: CmdArgs): Promise<void> {
     throw new CniError(ErrCode.Internal, `loopback interface in ${args.netns} is down`);
   }
 }
-
-/** STATUS and GC: no state, so always available and nothing to collect. */
-export async function cmdStatus(args: CmdArgs): Promise<void> {
-  loadNetConf(args);
-}
-export const cmdGc = cmdStatus;

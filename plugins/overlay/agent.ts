@@ -365,7 +365,7 @@ export async function agentMain(argv: string[]): Promise<void> {
   }
   let conf: OverlayConf;
   try {
-    conf = loadNetConf(readAgentConfig(path));
+    conf = loadNetConf({ conf: readAgentConfig(path) });
   } catch (e) {
     process.stderr.write(`overlay agent: ${path}: ${(e as Error).message}${(e as { details?: string }).details ? `: ${(e as { details: string }).details}` : ''}\n`);
     process.exit(2);

@@ -4,7 +4,7 @@ import { deviceName, loadNetConf } from './config';
 const base = { cniVersion: '1.1.0', name: 'ovl', type: 'overlay', network: '10.40.0.0/16', etcd: { endpoints: ['http://127.0.0.1:2379'] } };
 const codeOf = (extra: Record<string, unknown>): number | undefined => {
   try {
-    loadNetConf({ ...base, ...extra });
+    loadNetConf({ conf: { ...base, ...extra } });
     return undefined;
   } catch (e) {
     return (e as CniError).code;
@@ -13,14 +13,14 @@ const codeOf = (extra: Record<string, unknown>): number | undefined => {
 
 describe('overlay loadNetConf', () => {
   it('fills the defaults', () => {
-    const c = loadNetConf({ ...base });
+    const c = loadNetConf({ conf: { ...base } });
     expect(c).toMatchObject({ subnetLen: 24, vni: 1, port: 4789, mtu: 0, ipMasq: true, bridge: 'ov-ovl', vxlan: 'ovx-ovl', dataDir: '/var/lib/cni/networks', runDir: '/run/cni/overlay/ovl', leaseTTL: 60 });
     expect(c.etcd.prefix).toBe('/cni-overlay/ovl');
     expect(c.namesRunDir).toBe('/run/containers/cni/dnsname');
   });
 
   it('takes flannel\'s subnet length for small networks (prefix + 2 beyond /22)', () => {
-    expect(loadNetConf({ ...base, network: '10.40.0.0/24' }).subnetLen).toBe(26);
+    expect(loadNetConf({ conf: { ...base, network: '10.40.0.0/24' } }).subnetLen).toBe(26);
   });
 
   it.each([

@@ -4,10 +4,10 @@
  * (`overlay agent --config FILE`), so both go through this one function.
  */
 import { createHash } from 'node:crypto';
-import { NETWORK_NAME_RE, type NetConf } from '../../lib/skel/dispatch';
+import { NETWORK_NAME_RE, type CmdArgs, type NetConf } from '../../lib/skel/dispatch';
 import { CniError, ErrCode } from '../../lib/skel/errors';
 import { validateConf } from '../../lib/schema/validate';
-import { overlay as validateOverlay } from '../../lib/generated/validators';
+import { overlay as validateOverlay, type OverlayNetConf } from '../../lib/generated/validators';
 import { type Cidr, bits, formatIP, networkAddr, offset, parseCidr, parseIP, contains } from '../../lib/ip/cidr';
 import type { BackendName } from '../../lib/netfilter/driver';
 
@@ -30,7 +30,7 @@ export interface EtcdConf {
 }
 
 export interface OverlayConf {
-  raw: NetConf;
+  raw: NetConf & OverlayNetConf;
   cniVersion: string;
   name: string;
   network: Cidr;
@@ -93,15 +93,16 @@ function checkEndpoint(e: string): void {
   if (u.protocol !== 'http:' && u.protocol !== 'https:') throw invalid(`invalid etcd endpoint "${e}": the scheme must be http or https`);
 }
 
-export function loadNetConf(c: NetConf): OverlayConf {
+export function loadNetConf(args: Pick<CmdArgs, 'conf'>): OverlayConf {
+  const c = args.conf;
   validateConf(validateOverlay, c, 'overlay');
-  const net = parseCidr(c.network as string);
+  const net = parseCidr(c.network);
   if (!net) throw invalid(`invalid network "${String(c.network)}": not a CIDR`);
   if (net.ip.family !== 4) throw invalid(`invalid network "${String(c.network)}": only IPv4 overlays are supported`);
   if (networkAddr(net).value !== net.ip.value) throw invalid(`invalid network "${String(c.network)}": host bits are set (did you mean ${formatIP(networkAddr(net))}/${net.prefix}?)`);
   const network: Cidr = { ip: networkAddr(net), prefix: net.prefix };
 
-  const subnetLen = (c.subnetLen as number | undefined) ?? defaultSubnetLen(network.prefix);
+  const subnetLen = c.subnetLen ?? defaultSubnetLen(network.prefix);
   if (subnetLen <= network.prefix || subnetLen > 30) {
     throw invalid(`invalid subnetLen ${subnetLen}: must be longer than the network's /${network.prefix} and at most 30`, 'each host leases one subnet of this length and needs room for a gateway and containers');
   }
@@ -109,33 +110,32 @@ export function loadNetConf(c: NetConf): OverlayConf {
   const first = network.ip.value;
   const last = first + (1n << BigInt(32 - network.prefix)) - size;
   // flannel skips the first subnet by default (its .0 address is the network's own).
-  const subnetMin = subnetAddr(c.subnetMin as string | undefined, 'subnetMin', network, subnetLen) ?? (last > first ? first + size : first);
-  const subnetMax = subnetAddr(c.subnetMax as string | undefined, 'subnetMax', network, subnetLen) ?? last;
+  const subnetMin = subnetAddr(c.subnetMin, 'subnetMin', network, subnetLen) ?? (last > first ? first + size : first);
+  const subnetMax = subnetAddr(c.subnetMax, 'subnetMax', network, subnetLen) ?? last;
   if (subnetMin > subnetMax) throw invalid(`subnetMin ${formatIP(offset(network.ip, subnetMin - first))} is after subnetMax ${formatIP(offset(network.ip, subnetMax - first))}`);
 
-  const vni = (c.vni as number | undefined) ?? DEFAULT_VNI;
+  const vni = c.vni ?? DEFAULT_VNI;
   if (!Number.isInteger(vni) || vni < 1 || vni > MAX_VNI) throw invalid(`invalid vni ${vni}: must be between 1 and ${MAX_VNI}`);
-  const port = (c.port as number | undefined) ?? DEFAULT_PORT;
+  const port = c.port ?? DEFAULT_PORT;
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw invalid(`invalid port ${port}: must be between 1 and 65535`);
 
-  const e = c.etcd as EtcdConf & { prefix?: string };
+  const e = c.etcd;
   e.endpoints.forEach(checkEndpoint);
   const prefix = (e.prefix ?? `/cni-overlay/${c.name}`).replace(/\/+$/, '');
   if (!prefix.startsWith('/')) throw invalid(`invalid etcd prefix "${e.prefix}": must start with /`);
   if ((e.certFile === undefined) !== (e.keyFile === undefined)) throw invalid('etcd certFile and keyFile go together');
   if ((e.username === undefined) !== (e.password === undefined)) throw invalid('etcd username and password go together');
 
-  const publicIP = c.publicIP as string | undefined;
+  const publicIP = c.publicIP;
   if (publicIP !== undefined && parseIP(publicIP)?.family !== 4) throw invalid(`invalid publicIP "${publicIP}": not an IPv4 address`);
-  const mtu = (c.mtu as number | undefined) ?? 0;
+  const mtu = c.mtu ?? 0;
   if (mtu !== 0 && mtu < 68) throw invalid(`invalid MTU ${mtu}: must be at least 68`);
   if (c.ipam !== undefined) throw new CniError(ErrCode.UnsupportedField, 'unsupported field: ipam', 'overlay allocates from the subnet its host leased; set dataDir to choose where the leases are kept');
   // The name is a directory under dataDir and runDir. The skeleton checks it for plugin calls;
   // the agent reads its config from a file, so the same check runs here.
   if (!NETWORK_NAME_RE.test(c.name)) throw invalid('invalid characters found in network name', c.name);
 
-  const names = c.names as boolean | { runDir?: string } | undefined;
-  const backend = c.ipMasqBackend as string | undefined;
+  const names = c.names;
   return Object.freeze({
     raw: c,
     cniVersion: c.cniVersion,
@@ -147,16 +147,16 @@ export function loadNetConf(c: NetConf): OverlayConf {
     vni,
     port,
     etcd: Object.freeze({ ...e, endpoints: [...e.endpoints], prefix }),
-    underlayInterface: (c.underlayInterface as string | undefined) || undefined,
+    underlayInterface: c.underlayInterface || undefined,
     publicIP,
     mtu,
     ipMasq: c.ipMasq !== false,
-    ipMasqBackend: backend ? (backend as BackendName) : undefined,
-    bridge: (c.bridge as string | undefined) ?? deviceName('ov', c.name),
+    ipMasqBackend: c.ipMasqBackend || undefined,
+    bridge: c.bridge ?? deviceName('ov', c.name),
     vxlan: deviceName('ovx', c.name),
-    dataDir: (c.dataDir as string | undefined) ?? DEFAULT_DATA_DIR,
-    runDir: (c.runDir as string | undefined) ?? `${DEFAULT_RUN_ROOT}/${c.name}`,
-    leaseTTL: (c.leaseTTL as number | undefined) ?? DEFAULT_LEASE_TTL,
+    dataDir: c.dataDir ?? DEFAULT_DATA_DIR,
+    runDir: c.runDir ?? `${DEFAULT_RUN_ROOT}/${c.name}`,
+    leaseTTL: c.leaseTTL ?? DEFAULT_LEASE_TTL,
     txChecksumOffload: c.txChecksumOffload !== false,
     namesRunDir: names === false ? undefined : (typeof names === 'object' && names.runDir) || DEFAULT_NAMES_RUN_DIR,
   });

@@ -15,16 +15,17 @@ import { join } from 'node:path';
 import type { CmdArgs, NetConf } from '../../lib/skel/dispatch';
 import { CniError, ErrCode } from '../../lib/skel/errors';
 import type { Result } from '../../lib/types/result';
-import { netnsExists } from '../../lib/iproute/netns';
 import { attachAdd, attachCheck, attachDel, type AttachConf, type AttachIpam } from '../../lib/bridge/attach';
 import { bestEffort } from '../../lib/rollback';
 import { gcAll } from '../../lib/netfilter/select';
 import { validAttachments } from '../../lib/skel/gc';
 import { ensureRunning, livePid, stopDaemon, type DaemonSpec } from '../../lib/daemon/daemon';
-import { hostLocalIpam } from '../../ipam/host-local/host-local';
+import { inProcessIpam } from '../../lib/ipam/exec';
+import { plugin as hostLocal } from '../../ipam/host-local/main';
+import { requireNetns } from '../../lib/skel/inputs';
 import { formatIP } from '../../lib/ip/cidr';
 import { selfArgv } from '../../lib/self/self';
-import { agentConfig, loadNetConf, sameConfig, type OverlayConf } from './config';
+import { agentConfig, sameConfig, type OverlayConf } from './config';
 import { type HostState, readHealth, readState, runPaths, writeAtomic } from './state';
 
 /** How long the first ADD on a host waits for the agent to lease a subnet. */
@@ -55,6 +56,9 @@ export function agentSpec(conf: OverlayConf): DaemonSpec {
 }
 
 /** The agent's state when it is for this config's network. */
+/** Our host-local, always in-process: overlay allocates from the subnet its host leased. */
+const hostLocalIpam = inProcessIpam(hostLocal);
+
 function usableState(conf: OverlayConf): HostState | undefined {
   const s = readState(runPaths(conf.runDir));
   return s && s.network === networkText(conf) && s.vxlan === conf.vxlan ? s : undefined;
@@ -97,7 +101,7 @@ export async function ensureAgent(conf: OverlayConf): Promise<HostState> {
 }
 
 function attachConf(conf: OverlayConf, mtu: number): AttachConf {
-  const rt = conf.raw.runtimeConfig as { mac?: unknown } | undefined;
+  const mac = conf.raw.runtimeConfig?.mac;
   return {
     cniVersion: conf.cniVersion,
     name: conf.name,
@@ -114,7 +118,7 @@ function attachConf(conf: OverlayConf, mtu: number): AttachConf {
     promiscMode: false,
     portIsolation: false,
     enableDad: false,
-    mac: typeof rt?.mac === 'string' && rt.mac ? rt.mac.toLowerCase() : undefined,
+    mac: typeof mac === 'string' && mac ? mac.toLowerCase() : undefined,
     dns: conf.raw.dns,
   };
 }
@@ -126,7 +130,8 @@ function attachConf(conf: OverlayConf, mtu: number): AttachConf {
  */
 function ipamArgs(conf: OverlayConf, args: CmdArgs, state: HostState | undefined): CmdArgs {
   const { runtimeConfig, ...rest } = conf.raw;
-  const { ipRanges: _ignored, ...rt } = (runtimeConfig ?? {}) as Record<string, unknown>;
+  const rt: Record<string, unknown> = { ...runtimeConfig };
+  delete rt.ipRanges;
   const ipamConf: NetConf = {
     ...rest,
     runtimeConfig: rt,
@@ -143,41 +148,35 @@ function ipamArgs(conf: OverlayConf, args: CmdArgs, state: HostState | undefined
 function overlayIpam(conf: OverlayConf, args: CmdArgs, state: HostState | undefined): AttachIpam {
   const a = ipamArgs(conf, args, state);
   return {
-    add: async () => (await hostLocalIpam('ADD', a)) as Result,
-    del: async () => void (await hostLocalIpam('DEL', a)),
-    check: async () => void (await hostLocalIpam('CHECK', a)),
+    add: () => hostLocalIpam.add(a),
+    del: () => hostLocalIpam.del(a),
+    check: () => hostLocalIpam.check(a),
   };
 }
 
-export async function cmdAdd(args: CmdArgs): Promise<Result> {
-  const conf = loadNetConf(args.conf);
-  if (!netnsExists(args.netns)) {
-    throw new CniError(ErrCode.InvalidNetNS, `failed to open netns "${args.netns}": no such file or directory`);
-  }
+export async function cmdAdd(args: CmdArgs, conf: OverlayConf): Promise<Result> {
+  requireNetns(args.netns);
   const state = await ensureAgent(conf);
   return attachAdd(attachConf(conf, state.mtu), args, overlayIpam(conf, args, state));
 }
 
 /** DEL: lease, container link, NAT rules; no etcd, no netns needed, idempotent. */
-export async function cmdDel(args: CmdArgs): Promise<void> {
-  const conf = loadNetConf(args.conf);
+export async function cmdDel(args: CmdArgs, conf: OverlayConf): Promise<void> {
   const state = usableState(conf);
   await attachDel('overlay', attachConf(conf, state?.mtu ?? 0), args, overlayIpam(conf, args, state));
 }
 
-export async function cmdCheck(args: CmdArgs): Promise<void> {
-  const conf = loadNetConf(args.conf);
+export async function cmdCheck(args: CmdArgs, conf: OverlayConf): Promise<void> {
   const state = usableState(conf);
   if (!state) throw new CniError(ErrCode.Internal, `overlay network ${conf.name}: this host holds no subnet lease (no ${runPaths(conf.runDir).state})`);
   await attachCheck(attachConf(conf, state.mtu), args, overlayIpam(conf, args, state));
 }
 
 /** GC: leases and masquerade rules of attachments not in cni.dev/valid-attachments. */
-export async function cmdGc(args: CmdArgs): Promise<void> {
-  const conf = loadNetConf(args.conf);
+export async function cmdGc(args: CmdArgs, conf: OverlayConf): Promise<void> {
   const valid = validAttachments(args.conf);
   const a = ipamArgs(conf, args, usableState(conf));
-  await bestEffort('overlay', [['IPAM GC', () => hostLocalIpam('GC', a)], conf.ipMasq && ['masquerade GC', () => gcAll(conf.name, valid, ['masq'])]], 'GC');
+  await bestEffort('overlay', [['IPAM GC', () => hostLocalIpam.gc(a)], conf.ipMasq && ['masquerade GC', () => gcAll(conf.name, valid, ['masq'])]], 'GC');
 }
 
 /**
@@ -185,8 +184,7 @@ export async function cmdGc(args: CmdArgs): Promise<void> {
  * has lost etcd (containers still start and talk, but membership may be stale); else the
  * IPAM's (50 when the host's subnet is full).
  */
-export async function cmdStatus(args: CmdArgs): Promise<void> {
-  const conf = loadNetConf(args.conf);
+export async function cmdStatus(args: CmdArgs, conf: OverlayConf): Promise<void> {
   const paths = runPaths(conf.runDir);
   const state = usableState(conf);
   if (!state) throw new CniError(ErrCode.NotAvailable, `overlay network ${conf.name}: this host holds no subnet lease yet`, existsSync(paths.health) ? readHealth(paths)?.error ?? '' : 'the agent has not run here');
@@ -195,5 +193,5 @@ export async function cmdStatus(args: CmdArgs): Promise<void> {
   if (h && h.etcd !== 'ok') {
     throw new CniError(ErrCode.LimitedConnectivity, `overlay network ${conf.name}: the agent cannot reach etcd${h.error ? `: ${h.error}` : ''}`, `since ${h.since}; existing containers are unaffected, hosts that join or leave meanwhile are not seen`);
   }
-  await hostLocalIpam('STATUS', ipamArgs(conf, args, state));
+  await hostLocalIpam.status(ipamArgs(conf, args, state));
 }

@@ -3,7 +3,7 @@ import { loadNetConf } from './config';
 import { configConflict, leaseValue, networkConfig, parsePeer, pickSubnet, subnetKey, subnetOfKey } from './registry';
 
 const conf = (extra: Record<string, unknown> = {}) =>
-  loadNetConf({ cniVersion: '1.1.0', name: 'ovl', type: 'overlay', network: '10.40.0.0/16', etcd: { endpoints: ['http://127.0.0.1:2379'] }, ...extra });
+  loadNetConf({ conf: { cniVersion: '1.1.0', name: 'ovl', type: 'overlay', network: '10.40.0.0/16', etcd: { endpoints: ['http://127.0.0.1:2379'] }, ...extra } });
 
 describe('registry keys and values (flannel layout)', () => {
   it('names a subnet key as flannel does, and reads it back', () => {

@@ -5,7 +5,7 @@
 import type { CmdArgs } from '../../lib/skel/dispatch';
 import { CniError, ErrCode } from '../../lib/skel/errors';
 import { validateConf } from '../../lib/schema/validate';
-import { portmap as validatePortmap } from '../../lib/generated/validators';
+import { portmap as validatePortmap, type PortmapNetConf } from '../../lib/generated/validators';
 import type { BackendName, Owner, PortMapping, PortMapSpec, Protocol } from '../../lib/netfilter/driver';
 import { parseIP } from '../../lib/ip/cidr';
 import type { Result } from '../../lib/types/result';
@@ -26,14 +26,15 @@ export interface PortMapConf extends Omit<PortMapSpec, keyof Owner> {
 
 const PROTOCOLS: Protocol[] = ['tcp', 'udp', 'sctp'];
 
-function parseMappings(raw: unknown): PortMapping[] {
-  if (!Array.isArray(raw)) return [];
-  return raw.map((m: { hostPort: number; containerPort: number; protocol?: string; hostIP?: string }) => {
+function parseMappings(raw: NonNullable<PortmapNetConf['runtimeConfig']>['portMappings']): PortMapping[] {
+  if (!raw) return [];
+  return raw.map((m) => {
     if (m.containerPort <= 0 || m.containerPort > 65535) throw new CniError(ErrCode.InvalidConfig, `Invalid container port number: ${m.containerPort}`);
     if (m.hostPort <= 0 || m.hostPort > 65535) throw new CniError(ErrCode.InvalidConfig, `Invalid host port number: ${m.hostPort}`);
     // Runtimes send "tcp"; Docker and Kubernetes also spell it "TCP". Empty means tcp.
-    const protocol = (m.protocol || 'tcp').toLowerCase() as Protocol;
-    if (!PROTOCOLS.includes(protocol)) throw new CniError(ErrCode.InvalidConfig, `Invalid protocol ${JSON.stringify(m.protocol)}: want tcp, udp or sctp`);
+    const asked = (m.protocol || 'tcp').toLowerCase();
+    const protocol = PROTOCOLS.find((p) => p === asked);
+    if (!protocol) throw new CniError(ErrCode.InvalidConfig, `Invalid protocol ${JSON.stringify(m.protocol)}: want tcp, udp or sctp`);
     const hostIP = m.hostIP ?? '';
     if (hostIP !== '' && !parseIP(hostIP)) throw new CniError(ErrCode.InvalidConfig, `Invalid hostIP ${JSON.stringify(hostIP)}`);
     return { hostPort: m.hostPort, containerPort: m.containerPort, protocol, hostIP };
@@ -61,13 +62,13 @@ export function containerAddresses(prev: Result | undefined, ifName: string): { 
   return { addresses: [v4, v6].filter((a): a is string => !!a), hostIf };
 }
 
-export function loadNetConf(args: CmdArgs): PortMapConf {
+export function loadNetConf(args: Pick<CmdArgs, 'conf' | 'prevResult' | 'ifName'>): PortMapConf {
   const c = args.conf;
   validateConf(validatePortmap, c, 'portmap');
   if (c.markMasqBit !== undefined && c.externalSetMarkChain !== undefined) {
     throw new CniError(ErrCode.InvalidConfig, 'Cannot specify externalSetMarkChain and markMasqBit');
   }
-  let backend = (c.backend as BackendName | '' | undefined) || undefined;
+  let backend = c.backend || undefined;
   const iptablesOnly = c.markMasqBit !== undefined || c.externalSetMarkChain !== undefined;
   if (backend === 'nftables' && iptablesOnly) {
     throw new CniError(ErrCode.InvalidConfig, 'markMasqBit and externalSetMarkChain are only supported by the iptables backend');
@@ -80,12 +81,12 @@ export function loadNetConf(args: CmdArgs): PortMapConf {
     name: c.name,
     snat: c.snat !== false,
     masqAll: c.masqAll === true,
-    markMasqBit: (c.markMasqBit as number | undefined) ?? DEFAULT_MARK_BIT,
-    externalSetMarkChain: c.externalSetMarkChain as string | undefined,
-    conditionsV4: (c.conditionsV4 as string[] | null | undefined) ?? undefined,
-    conditionsV6: (c.conditionsV6 as string[] | null | undefined) ?? undefined,
+    markMasqBit: c.markMasqBit ?? DEFAULT_MARK_BIT,
+    externalSetMarkChain: c.externalSetMarkChain,
+    conditionsV4: c.conditionsV4 ?? undefined,
+    conditionsV6: c.conditionsV6 ?? undefined,
     backend,
-    mappings: parseMappings((c.runtimeConfig as { portMappings?: unknown } | undefined)?.portMappings),
+    mappings: parseMappings(c.runtimeConfig?.portMappings),
     addresses,
     hostIf,
   });

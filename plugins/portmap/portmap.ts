@@ -19,7 +19,8 @@ import { gcAll, selectDriver, teardownAll } from '../../lib/netfilter/select';
 import type { PortMapSpec } from '../../lib/netfilter/driver';
 import { validAttachments } from '../../lib/skel/gc';
 import { withRollback } from '../../lib/rollback';
-import { loadNetConf, type PortMapConf } from './config';
+import type { PortMapConf } from './config';
+import { requirePrevResult } from '../../lib/skel/inputs';
 
 function spec(conf: PortMapConf, args: CmdArgs): PortMapSpec {
   return {
@@ -54,11 +55,10 @@ function enableRouteLocalnet(ifName: string | undefined): string | undefined {
   return '1';
 }
 
-export async function cmdAdd(args: CmdArgs): Promise<Result> {
-  const conf = loadNetConf(args);
-  if (!args.prevResult) throw new CniError(ErrCode.InvalidConfig, 'must be called as chained plugin');
+export async function cmdAdd(args: CmdArgs, conf: PortMapConf): Promise<Result> {
+  const prev = requirePrevResult(args);
   // No mappings: nothing to do and nothing spawned (plugins#464).
-  if (conf.mappings.length === 0 || conf.addresses.length === 0) return args.prevResult;
+  if (conf.mappings.length === 0 || conf.addresses.length === 0) return prev;
   const s = spec(conf, args);
   // The driver for ADD and CHECK: explicit, else the project's rule (lib/netfilter/select.ts).
   const nf = selectDriver(conf.backend);
@@ -66,20 +66,18 @@ export async function cmdAdd(args: CmdArgs): Promise<Result> {
     await nf.setup({ ports: s });
     undo.push('remove port mappings', () => nf.teardown(s, ['ports']));
     if (conf.snat && conf.addresses.some((a) => !a.includes(':'))) enableRouteLocalnet(conf.hostIf);
-    return args.prevResult!;
+    return prev;
   });
 }
 
-export async function cmdDel(args: CmdArgs): Promise<void> {
-  // Validates the config (a broken one is still an error) but needs nothing from it beyond the
-  // network name: the owner alone finds the rules, on every installed backend.
-  const conf = loadNetConf(args);
+export async function cmdDel(args: CmdArgs, conf: PortMapConf): Promise<void> {
+  // The config was checked (a broken one is still an error), but nothing from it is needed
+  // beyond the network name: the owner alone finds the rules, on every installed backend.
   await teardownAll({ network: conf.name, containerID: args.containerID, ifName: args.ifName }, ['ports']);
 }
 
-export async function cmdCheck(args: CmdArgs): Promise<void> {
-  const conf = loadNetConf(args);
-  if (!args.prevResult) throw new CniError(ErrCode.InvalidConfig, 'Required prevResult missing');
+export async function cmdCheck(args: CmdArgs, conf: PortMapConf): Promise<void> {
+  requirePrevResult(args);
   if (conf.mappings.length === 0 || conf.addresses.length === 0) return;
   await selectDriver(conf.backend).check({ ports: spec(conf, args) });
 }
@@ -88,7 +86,6 @@ export async function cmdCheck(args: CmdArgs): Promise<void> {
  * GC: removes, on every installed backend, the mappings of this network's containers that have
  * no attachment in cni.dev/valid-attachments (lib/netfilter/gc.ts says how the network is told).
  */
-export async function cmdGc(args: CmdArgs): Promise<void> {
-  const conf = loadNetConf(args);
+export async function cmdGc(args: CmdArgs, conf: PortMapConf): Promise<void> {
   await gcAll(conf.name, validAttachments(args.conf), ['ports']);
 }

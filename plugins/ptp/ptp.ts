@@ -24,7 +24,8 @@ import { canonicalIP, formatIP, networkAddr, parseCidr } from '../../lib/ip/cidr
 import { gcAll, selectDriver, teardownAll } from '../../lib/netfilter/select';
 import { masqSpec, setupMasqWithUndo } from '../../lib/netfilter/masq';
 import { validAttachments } from '../../lib/skel/gc';
-import { loadNetConf, type PtpConf } from './config';
+import type { PtpConf } from './config';
+import { requireNetns, requirePrevResult } from '../../lib/skel/inputs';
 import { HOST_CHECK_LINES, containerAddBatch, hostAddBatch, type PtpAddr } from './batch';
 
 /** Index of the container interface in ptp's result: `[host veth, container]`. */
@@ -66,11 +67,8 @@ async function delHostVeth(name: string): Promise<void> {
   if (real.length) throw new Error(`delete ${name}: ${real[0]!.message}`);
 }
 
-export async function cmdAdd(args: CmdArgs): Promise<Result> {
-  const conf = loadNetConf(args);
-  if (!netnsExists(args.netns)) {
-    throw new CniError(ErrCode.InvalidNetNS, `failed to open netns "${args.netns}": no such file or directory`);
-  }
+export async function cmdAdd(args: CmdArgs, conf: PtpConf): Promise<Result> {
+  requireNetns(args.netns);
   return withRollback(async (undo) => {
     // 1. The addresses: the host side needs them (gateway, route to the container).
     const ipam = await ipamAdd(args);
@@ -104,7 +102,7 @@ export async function cmdAdd(args: CmdArgs): Promise<Result> {
       ],
       ips: ips.map((i) => ({ ...i, interface: CONTAINER_IDX })),
       routes,
-      dns: conf.dns && Object.keys(conf.dns).length ? (conf.dns as Result['dns']) : ipam.dns ?? {},
+      dns: conf.dns && Object.keys(conf.dns).length ? conf.dns : ipam.dns ?? {},
     };
   });
 }
@@ -122,8 +120,7 @@ function hostVethOf(prev: Result | undefined): string | undefined {
  * found from prevResult or from the container's ID alone, so an empty CNI_NETNS leaks nothing
  * (the reference reads the addresses from the container link: plugins#810).
  */
-export async function cmdDel(args: CmdArgs): Promise<void> {
-  const conf = loadNetConf(args);
+export async function cmdDel(args: CmdArgs, conf: PtpConf): Promise<void> {
   const prev = args.prevResult;
   const ips = (prev?.ips ?? []).filter((i) => i.interface === undefined || prev?.interfaces?.[i.interface]?.sandbox);
   const hostVeth = hostVethOf(prev);
@@ -162,11 +159,9 @@ function verifyPtpRoutes(ifName: string, addrs: PtpAddr[], routes: IpRoute[]): v
  * CHECK: the lease, the container interface (a veth; MAC, addresses, the IPAM's routes and
  * ptp's own), the host veth (gateway address, route to each container address), NAT rules.
  */
-export async function cmdCheck(args: CmdArgs): Promise<void> {
-  const conf = loadNetConf(args);
-  const prev = args.prevResult;
-  if (!prev) throw new CniError(ErrCode.InvalidConfig, 'ptp: required prevResult missing');
-  if (!netnsExists(args.netns)) throw new CniError(ErrCode.InvalidNetNS, `failed to open netns "${args.netns}"`);
+export async function cmdCheck(args: CmdArgs, conf: PtpConf): Promise<void> {
+  const prev = requirePrevResult(args);
+  requireNetns(args.netns);
   await ipamExec('CHECK', args);
   const idx = (prev.interfaces ?? []).findIndex((i) => i.name === args.ifName && i.sandbox === args.netns);
   if (idx < 0) fail(`sandbox in prevResult doesn't match configured netns: no interface ${args.ifName} in ${args.netns}`);
@@ -204,14 +199,12 @@ export async function cmdCheck(args: CmdArgs): Promise<void> {
  * attachment is not in cni.dev/valid-attachments go, on every installed backend. Both steps
  * run; their failures are reported together.
  */
-export async function cmdGc(args: CmdArgs): Promise<void> {
-  const conf = loadNetConf(args);
+export async function cmdGc(args: CmdArgs, conf: PtpConf): Promise<void> {
   const valid = validAttachments(args.conf);
   await bestEffort('ptp', [['IPAM GC', () => ipamExec('GC', args)], conf.ipMasq && ['masquerade GC', () => gcAll(conf.name, valid, ['masq'])]], 'GC');
 }
 
 /** STATUS concerns the addresses: forwarded to the IPAM. */
 export async function cmdStatus(args: CmdArgs): Promise<void> {
-  loadNetConf(args);
   await ipamExec('STATUS', args);
 }

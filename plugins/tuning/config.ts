@@ -6,6 +6,7 @@
  */
 import type { CmdArgs, NetConf } from '../../lib/skel/dispatch';
 import { CniError, ErrCode } from '../../lib/skel/errors';
+import { parseMac } from '../../lib/skel/inputs';
 import { validateConf } from '../../lib/schema/validate';
 import { tuning as validateTuning } from '../../lib/generated/validators';
 import { checkAllowlist, sysctlPath } from './sysctl-keys';
@@ -31,11 +32,10 @@ export interface TuningConf {
   link: LinkSettings;
 }
 
-const MAC_RE = /^[0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}$/;
-
 function normMac(mac: string): string {
-  if (!MAC_RE.test(mac)) throw new CniError(ErrCode.InvalidConfig, `invalid args ${mac} for MAC addr`);
-  return mac.toLowerCase().replace(/-/g, ':');
+  const parsed = parseMac(mac);
+  if (!parsed) throw new CniError(ErrCode.InvalidConfig, `invalid args ${mac} for MAC addr`);
+  return parsed;
 }
 
 /** True when the config asks for any link attribute change. */
@@ -46,8 +46,8 @@ export function hasLinkChanges(l: LinkSettings): boolean {
 export function loadNetConf(args: Pick<CmdArgs, 'conf' | 'argsMap' | 'ifName'>, allowlist?: string[]): TuningConf {
   const c = args.conf;
   validateConf(validateTuning, c, 'tuning');
-  const a = (c.args?.cni ?? {}) as { sysctl?: Record<string, string>; mac?: string; mtu?: number; promisc?: boolean; allmulti?: boolean; txQLen?: number };
-  const sys: Record<string, string> = { ...((c.sysctl as Record<string, string> | undefined) ?? {}), ...(a.sysctl ?? {}) };
+  const a = c.args?.cni ?? {};
+  const sys: Record<string, string> = { ...(c.sysctl ?? {}), ...(a.sysctl ?? {}) };
 
   let mac = typeof c.mac === 'string' && c.mac ? c.mac : undefined;
   if (args.argsMap.MAC) mac = args.argsMap.MAC;
@@ -55,16 +55,16 @@ export function loadNetConf(args: Pick<CmdArgs, 'conf' | 'argsMap' | 'ifName'>, 
   if (typeof rt === 'string' && rt) mac = rt;
   if (a.mac !== undefined) mac = a.mac || undefined;
 
-  const mtu = a.mtu ?? (c.mtu as number | undefined);
+  const mtu = a.mtu ?? c.mtu;
   if (mtu !== undefined && mtu !== 0 && mtu < 68) throw new CniError(ErrCode.InvalidConfig, `invalid MTU ${mtu}: must be at least 68`);
   const link: LinkSettings = {};
   if (mac !== undefined) link.mac = normMac(mac);
   if (mtu) link.mtu = mtu;
-  const promisc = a.promisc ?? (c.promisc as boolean | undefined);
+  const promisc = a.promisc ?? c.promisc;
   if (promisc === true) link.promisc = true;
-  const allmulti = a.allmulti ?? (c.allmulti as boolean | undefined);
+  const allmulti = a.allmulti ?? c.allmulti;
   if (allmulti !== undefined) link.allmulti = allmulti;
-  const txQLen = a.txQLen ?? (c.txQLen as number | undefined);
+  const txQLen = a.txQLen ?? c.txQLen;
   if (txQLen !== undefined) link.txQLen = txQLen;
 
   const keys = Object.keys(sys);
@@ -72,8 +72,8 @@ export function loadNetConf(args: Pick<CmdArgs, 'conf' | 'argsMap' | 'ifName'>, 
   return Object.freeze({
     raw: c,
     cniVersion: c.cniVersion,
-    dataDir: (c.dataDir as string | undefined) || DEFAULT_DATA_DIR,
-    sysctls: keys.map((k) => [k, sysctlPath(k, args.ifName), sys[k]!] as [string, string, string]),
+    dataDir: c.dataDir || DEFAULT_DATA_DIR,
+    sysctls: keys.map((k): [string, string, string] => [k, sysctlPath(k, args.ifName), sys[k]!]),
     link,
   });
 }

@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CmdArgs } from '../../lib/skel/dispatch';
-import { cmdGc } from './tuning';
+import { plugin } from './main';
 
 let dir: string;
 beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'tuning-gc-'))));
@@ -30,7 +30,7 @@ describe('tuning GC', () => {
     write('gone_eth0.json', 'net1');
     write('other_eth0.json', 'net2');
     write('reference_eth0.json');
-    await cmdGc(args([{ containerID: 'keep', ifname: 'eth0' }]));
+    await plugin.gc(args([{ containerID: 'keep', ifname: 'eth0' }]));
     expect(['keep', 'gone', 'other', 'reference'].map((c) => existsSync(join(dir, `${c}_eth0.json`)))).toEqual([true, false, true, true]);
   });
 
@@ -38,7 +38,7 @@ describe('tuning GC', () => {
     'refuses an attachment list given as %s with code 7 and removes nothing',
     async (_what, valid) => {
       writeFileSync(join(dir, 'gone_eth0.json'), JSON.stringify({ cniNetwork: 'net1' }));
-      await expect(cmdGc(args(valid))).rejects.toMatchObject({ code: 7 });
+      await expect(plugin.gc(args(valid))).rejects.toMatchObject({ code: 7 });
       expect(existsSync(join(dir, 'gone_eth0.json'))).toBe(true);
     },
   );

@@ -21,6 +21,7 @@ import { netnsExists } from '../../lib/iproute/netns';
 import { netnsSysctl } from '../../lib/sysctl/netns';
 import { failpoint, withRollback } from '../../lib/rollback';
 import { validAttachments } from '../../lib/skel/gc';
+import { requireNetns, requirePrevResult } from '../../lib/skel/inputs';
 import { ALLOWLIST_FILE, hasLinkChanges, loadNetConf, type TuningConf } from './config';
 import { parseAllowlist, sameSysctlValue } from './sysctl-keys';
 import { applyBatch, backupFileName, formatBackup, mergeBackup, parseBackup, restoreBatch, savedValues, type Backup, type LinkState } from './batch';
@@ -34,16 +35,8 @@ function readAllowlist(): string[] | undefined {
   }
 }
 
-const load = (args: CmdArgs): TuningConf => loadNetConf(args, readAllowlist());
-
-function requirePrev(args: CmdArgs): Result {
-  if (!args.prevResult) throw new CniError(ErrCode.InvalidConfig, 'Required prevResult missing');
-  return args.prevResult;
-}
-
-function requireNetns(args: CmdArgs): void {
-  if (!netnsExists(args.netns)) throw new CniError(ErrCode.InvalidNetNS, `failed to open netns "${args.netns}": no such file or directory`);
-}
+/** The config with the sysctl allowlist of this host applied (the definition's loadConf). */
+export const loadConf = (args: CmdArgs): TuningConf => loadNetConf(args, readAllowlist());
 
 function readBackup(file: string): Backup | undefined {
   try {
@@ -68,10 +61,9 @@ function writeBackup(dir: string, file: string, b: Backup): void {
 
 const notFound = (m: string): boolean => /Cannot find device|does not exist|No such device/.test(m);
 
-export async function cmdAdd(args: CmdArgs): Promise<Result> {
-  const conf = load(args);
-  const prev = requirePrev(args);
-  requireNetns(args);
+export async function cmdAdd(args: CmdArgs, conf: TuningConf): Promise<Result> {
+  const prev = requirePrevResult(args);
+  requireNetns(args.netns);
   const backup: Backup = {};
   return withRollback(async (undo) => {
     // 1. Sysctls: one child reads each old value and writes the new one; it undoes its own writes
@@ -131,8 +123,7 @@ export async function cmdAdd(args: CmdArgs): Promise<Result> {
  * reference never fails a DEL here; neither do we (problems go to stderr), but unlike the
  * reference we also remove the backup when the netns or the link is gone, so it cannot leak.
  */
-export async function cmdDel(args: CmdArgs): Promise<void> {
-  const conf = load(args);
+export async function cmdDel(args: CmdArgs, conf: TuningConf): Promise<void> {
   const file = join(conf.dataDir, backupFileName(args.containerID, args.ifName));
   if (!existsSync(file)) return;
   const b = readBackup(file);
@@ -159,8 +150,7 @@ export async function cmdDel(args: CmdArgs): Promise<void> {
  * backups that name this network (`cniNetwork`, which our ADD writes) are touched: a file name
  * says only `<containerID>_<ifname>`, and the reference's backups name no network.
  */
-export async function cmdGc(args: CmdArgs): Promise<void> {
-  const conf = load(args);
+export async function cmdGc(args: CmdArgs, conf: TuningConf): Promise<void> {
   const valid = new Set(validAttachments(args.conf).map((a) => backupFileName(a.containerID, a.ifname)));
   let files: string[];
   try {
@@ -176,10 +166,9 @@ export async function cmdGc(args: CmdArgs): Promise<void> {
 }
 
 /** CHECK: every configured sysctl and link attribute still has the configured value. */
-export async function cmdCheck(args: CmdArgs): Promise<void> {
-  const conf = load(args);
-  requirePrev(args);
-  requireNetns(args);
+export async function cmdCheck(args: CmdArgs, conf: TuningConf): Promise<void> {
+  requirePrevResult(args);
+  requireNetns(args.netns);
   const [sys, link] = await Promise.all([
     netnsSysctl(args.netns, { read: conf.sysctls.map(([, p]) => p) }),
     ipBatch([`link show dev ${args.ifName}`], { netns: args.netns, force: true }),
