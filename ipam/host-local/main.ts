@@ -7,10 +7,6 @@ import { cmdAdd, cmdCheck, cmdDel, cmdGc, cmdStatus } from './host-local';
 export const plugin = definePlugin({
   about: 'CNI host-local plugin (cni-ts)',
   loadConf: (args) => loadIpamConf(args.conf, args.argsMap),
-  add: cmdAdd,
-  del: cmdDel,
-  check: cmdCheck,
-  gc: cmdGc,
-  status: cmdStatus,
+  add: cmdAdd, del: cmdDel, check: cmdCheck, gc: cmdGc, status: cmdStatus,
   keys,
 });

@@ -62,6 +62,9 @@ export function noop(why: string): NoopVerb {
 /** GC and STATUS of a plugin that keeps no state of its own: nothing to collect, nothing to lack. */
 export const stateless = noop('the plugin keeps no state: nothing to collect, nothing that can be unavailable');
 
+/** STATUS of a plugin that needs no daemon, address pool or lock: it is always ready for ADD. */
+export const alwaysReady = noop('the plugin needs no daemon, address pool or lock: nothing it depends on can be unavailable');
+
 /** A verb's function: gets the invocation and the config loadConf returned for it. */
 export type VerbFn<C> = (args: CmdArgs, conf: C) => Promise<void>;
 

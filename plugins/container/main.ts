@@ -7,12 +7,7 @@ export const plugin = definePlugin({
   about: 'CNI container plugin (cni-ts): Docker --network container:<id>',
   // DEL, GC and STATUS never look at the target: a DEL must succeed after the target is gone.
   loadConf: (args) => loadNetConf(args, args.command === 'ADD' || args.command === 'CHECK'),
-  add: cmdAdd,
-  // The joiner owns nothing, so the target's network is never touched; the config is still checked.
-  del: configOnly,
-  check: cmdCheck,
-  // No state of its own: nothing to collect, always available; a broken config is still refused.
-  gc: configOnly,
-  status: configOnly,
+  // DEL, GC, STATUS: nothing was created and no state is kept, but a broken config is still refused.
+  add: cmdAdd, check: cmdCheck, del: configOnly, gc: configOnly, status: configOnly,
   keys,
 });

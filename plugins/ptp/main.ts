@@ -8,10 +8,6 @@ import { cmdAdd, cmdCheck, cmdDel, cmdGc, cmdStatus } from './ptp';
 export const plugin = definePlugin({
   about: 'CNI ptp plugin (cni-ts)',
   loadConf: loadNetConf,
-  add: cmdAdd,
-  del: cmdDel,
-  check: cmdCheck,
-  gc: cmdGc,
-  status: cmdStatus,
+  add: cmdAdd, del: cmdDel, check: cmdCheck, gc: cmdGc, status: cmdStatus,
   keys,
 });
