@@ -65,16 +65,19 @@ export function parseResult(raw: unknown, version: string): Result {
   const v = typeof raw.cniVersion === 'string' && raw.cniVersion ? raw.cniVersion : version;
   if (!atLeast(v, '0.3.0')) throw decodeError(`result version ${v} is not supported`);
   const out: Result = { cniVersion: v };
+  // Each list: absent stays absent; present, it must be a list of entries that pass `item`.
+  const list = <T>(value: unknown, what: string, item: (x: unknown) => T): T[] => {
+    if (!Array.isArray(value)) throw decodeError(`${what} is not a list`);
+    return value.map(item);
+  };
   if (raw.interfaces !== undefined) {
-    if (!Array.isArray(raw.interfaces)) throw decodeError('interfaces is not a list');
-    out.interfaces = raw.interfaces.map((i) => {
+    out.interfaces = list(raw.interfaces, 'interfaces', (i) => {
       if (!isObject(i) || typeof i.name !== 'string') throw decodeError('interface without a name');
       return { ...(i as unknown as Interface) };
     });
   }
   if (raw.ips !== undefined) {
-    if (!Array.isArray(raw.ips)) throw decodeError('ips is not a list');
-    out.ips = raw.ips.map((ip) => {
+    out.ips = list(raw.ips, 'ips', (ip) => {
       if (!isObject(ip) || typeof ip.address !== 'string') throw decodeError('ip without an address');
       const c: IPConfig = { address: ip.address };
       if (typeof ip.gateway === 'string' && ip.gateway) c.gateway = ip.gateway;
@@ -83,8 +86,7 @@ export function parseResult(raw: unknown, version: string): Result {
     });
   }
   if (raw.routes !== undefined) {
-    if (!Array.isArray(raw.routes)) throw decodeError('routes is not a list');
-    out.routes = raw.routes.map((r) => {
+    out.routes = list(raw.routes, 'routes', (r) => {
       if (!isObject(r) || typeof r.dst !== 'string') throw decodeError('route without dst');
       return { ...(r as unknown as Route) };
     });

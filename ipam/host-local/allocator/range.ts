@@ -76,26 +76,19 @@ export function canonicalizeRange(raw: RawRange): Range {
     gateway = nextIP(net);
   }
 
-  let rangeStart: IP;
-  if (raw.rangeStart !== undefined && raw.rangeStart !== '') {
-    rangeStart = mustParseIP(raw.rangeStart, 'rangeStart');
-    if (!contains(subnet, rangeStart)) {
-      throw new RangeConfigError(`RangeStart ${formatIP(rangeStart)} not in network ${formatCidr(subnet)}`);
-    }
-  } else {
-    rangeStart = nextIP(net);
-  }
-
-  let rangeEnd: IP;
-  if (raw.rangeEnd !== undefined && raw.rangeEnd !== '') {
-    rangeEnd = mustParseIP(raw.rangeEnd, 'rangeEnd');
-    if (!contains(subnet, rangeEnd)) {
-      throw new RangeConfigError(`RangeEnd ${formatIP(rangeEnd)} not in network ${formatCidr(subnet)}`);
-    }
-  } else {
+  // rangeStart/rangeEnd: given, they must lie in the subnet (the reference's wording); absent, the
+  // first host address, and the last one (IPv4: not the broadcast address).
+  const bound = (value: string | undefined, key: 'rangeStart' | 'rangeEnd', label: string, dflt: () => IP): IP => {
+    if (value === undefined || value === '') return dflt();
+    const ip = mustParseIP(value, key);
+    if (!contains(subnet, ip)) throw new RangeConfigError(`${label} ${formatIP(ip)} not in network ${formatCidr(subnet)}`);
+    return ip;
+  };
+  const rangeStart = bound(raw.rangeStart, 'rangeStart', 'RangeStart', () => nextIP(net));
+  const rangeEnd = bound(raw.rangeEnd, 'rangeEnd', 'RangeEnd', () => {
     const last = lastAddr(subnet);
-    rangeEnd = net.family === 4 ? prevIP(last) : last;
-  }
+    return net.family === 4 ? prevIP(last) : last;
+  });
   // The reference does not check this; an inverted range would silently never allocate.
   if (cmpIP(rangeStart, rangeEnd) > 0) {
     throw new RangeConfigError(`RangeStart ${formatIP(rangeStart)} is after RangeEnd ${formatIP(rangeEnd)}`);
