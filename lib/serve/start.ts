@@ -29,6 +29,12 @@ export function serviceSpec(dir: string, argv: string[] = serviceArgv() ?? []): 
     ready: (pid) => existsSync(servicePaths(dir).fifo(pid)),
     // lib/daemon passes no CNI_* variable on: name the service's own settings explicitly.
     env: {
+      // Measured on a 36-call bridge workload: peak RSS 57.8 MiB by default, 48.8 MiB without the
+      // JIT and with a 1 MiB young generation, at 12% less CPU (the service's JavaScript is
+      // short glue between spawns; compiling it cost more than it saved). Both flags are allowed
+      // in NODE_OPTIONS, which the single-executable binary obeys too. Nothing here needs
+      // WebAssembly (the etcd client is node:http, not fetch).
+      NODE_OPTIONS: '--jitless --max-semi-space-size=1',
       CNI_TS_SERVICE_DIR: dir,
       ...Object.fromEntries(['CNI_TS_SERVICE_IDLE', 'CNI_TS_SERVICE_DEBUG'].flatMap((k) => (process.env[k] ? [[k, process.env[k]!]] : []))),
     },
