@@ -17,6 +17,7 @@ import { randomHex } from '../helpers/netns';
 import { eventually, link, links, netfilterDump, ping, rulesForContainer } from '../helpers/ip-json';
 import { describeIfRoot, IMPL, knownReferenceBug, PLUGIN_DIR, versionGte } from '../helpers/plugin-dir';
 import { removeCgroupDirs, RuntimeSandbox } from '../helpers/runtime-sandbox';
+import { stopServiceOf } from '../helpers/served';
 import type { PodSandboxConfig, SandboxInfo } from './cri/client';
 import { ContainerdCri, type PluginCall } from './cri/containerd-cri';
 import { NETWORKS, type NetworkCase } from './cri/networks';
@@ -391,6 +392,8 @@ describeIfRoot(`containerd 1.6 CRI plugin (the kubelet path) on ${IMPL === 'ours
       expect(await ifbs()).toEqual([]);
       expect(leases()).toEqual([]);
       expect(await sandboxNetnsMounts()).toEqual([]);
+      // Our stubs' per-host service (served mode, in the packaged run) is ours to stop, by pid.
+      await stopServiceOf(sb!);
       expect(live().filter((p) => !p.endsWith(' containerd'))).toEqual([]);
       for (const p of Object.values(pods)) {
         expect({ pod: p.name, rules: await rulesNaming(p.ip) }).toEqual({ pod: p.name, rules: [] });

@@ -9,6 +9,7 @@ import { hostSnapshot, type HostSnapshot } from '../helpers/host-snapshot';
 import { links, natRulesFor, rulesForContainer } from '../helpers/ip-json';
 import { knownReferenceBug, PLUGIN_DIR, pluginPath, type ReferenceBug } from '../helpers/plugin-dir';
 import { removeCgroupDirs, type RuntimeSandbox } from '../helpers/runtime-sandbox';
+import { stopServiceOf } from '../helpers/served';
 
 export type Ctr = 'c1' | 'c2' | 'c3';
 export const CONTAINERS: Ctr[] = ['c1', 'c2', 'c3'];
@@ -230,6 +231,8 @@ export function defineScenario(
     const cache = await ctx.sb.run(['find', '/var/lib/cni', '-type', 'f']);
     const entries = cache.stdout.split('\n').filter((l) => CONTAINERS.some((c) => l.includes(ctx.cid[c])));
     expect(entries).toEqual([]);
+    // Our stubs' per-host service (served mode, in the packaged run) is ours to stop, by pid.
+    await stopServiceOf(ctx.sb);
     // No conmon, shim, dnsmasq or container process left behind (zombies awaiting their reaper excepted).
     const left = ctx.sb.processNames().filter((p) => !ctx.daemons.includes(p.split(' ')[1]!));
     const live = left.filter((p) => {

@@ -240,6 +240,42 @@ export class RuntimeSandbox {
       });
   }
 
+  /**
+   * Stops the served-mode service (README "Served mode") that our stubs started inside the
+   * sandbox when a runtime ran them, by the pid in its pid file (its /run is the sandbox's):
+   * SIGTERM, then SIGKILL. Returns its pid and how many calls it served (its last log line), or
+   * undefined when none ran (in-process plugins, the reference's).
+   */
+  async stopPluginService(): Promise<{ pid: number; calls: number } | undefined> {
+    const dir = `/proc/${this.pid}/root/run/cni-ts`;
+    let pid: number;
+    try {
+      pid = Number(readFileSync(join(dir, 'service.pid'), 'utf8').trim());
+      if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes('serve')) return undefined;
+    } catch {
+      return undefined;
+    }
+    const gone = (): boolean => {
+      try {
+        return /\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+      } catch {
+        return true;
+      }
+    };
+    process.kill(pid, 'SIGTERM');
+    for (let i = 0; i < 100 && !gone(); i++) await sleep(50);
+    if (!gone()) process.kill(pid, 'SIGKILL');
+    for (let i = 0; i < 100 && !gone(); i++) await sleep(50);
+    let log = '';
+    try {
+      log = readFileSync(join(dir, 'service.log'), 'utf8');
+    } catch {
+      /* no log */
+    }
+    const m = [...log.matchAll(/exiting \(.*?\) after (\d+) calls/g)].pop();
+    return { pid, calls: m ? Number(m[1]) : 0 };
+  }
+
   /** Every process of the sandbox: those in its mount namespace and all their descendants. */
   private processTree(): number[] {
     const pids = allPids();

@@ -9,6 +9,8 @@ import { basename, join } from 'node:path';
 import { stopDaemon } from '../../lib/daemon/daemon';
 import { serviceSpec } from '../../lib/serve/start';
 import type { Netns } from './netns';
+import { IMPL, PLUGIN_DIR } from './plugin-dir';
+import type { RuntimeSandbox } from './runtime-sandbox';
 
 export const SERVED = process.env.CONFORMANCE_SERVED === '1';
 export const SERVED_ROOT = '/run/cni-ts-test';
@@ -52,4 +54,16 @@ export async function stopServiceIn(dir: string): Promise<void> {
 export function leftoverServices(): string[] {
   if (!existsSync(SERVED_ROOT)) return [];
   return readdirSync(SERVED_ROOT).filter((d) => servicePid(join(SERVED_ROOT, d)) !== undefined);
+}
+
+/**
+ * For the client suites (podman, containerd, CRI): stops the service our stubs started inside a
+ * runtime sandbox. When the plugin dir is a served layout (stubs beside cni-ts), the runtime's
+ * calls must have gone through it: it ran and served some.
+ */
+export async function stopServiceOf(sb: RuntimeSandbox): Promise<void> {
+  const r = await sb.stopPluginService();
+  if (existsSync(join(PLUGIN_DIR, 'cni-ts')) && IMPL === 'ours' && !(r && r.calls > 0)) {
+    throw new Error(`served layout ${PLUGIN_DIR}: the runtime's calls did not go through a service (${JSON.stringify(r)})`);
+  }
 }
