@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import type { CmdArgs } from '../skel/dispatch';
 import { CniError, ErrCode, wrapError } from '../skel/errors';
 import type { DNS, IPConfig, Result, Route } from '../types/result';
-import { ipBatch, type BatchOutcome } from '../iproute/ip';
+import { ipBatch, lineError, type BatchOutcome } from '../iproute/ip';
 import type { IpAddr, IpLink, IpRoute } from '../iproute/json-types';
 import { requireNetns, requirePrevResult } from '../skel/inputs';
 import { bestEffort, failpoint, settleAll, withRollback, type Rollback } from '../rollback';
@@ -143,7 +143,7 @@ async function setupHost(conf: AttachConf, args: CmdArgs, hostVeth: string, undo
     if (e.line === plan.vethAdd && /File exists/.test(e.message)) {
       throw new CniError(ErrCode.InterfaceExists, `failed to create veth pair ${hostVeth}/${args.ifName}: an interface named "${args.ifName}" already exists in ${args.netns}`);
     }
-    throw new CniError(ErrCode.Internal, `failed to set up bridge ${conf.bridge} and veth ${hostVeth}: ${e.message} (ip ${plan.lines[e.line]})`);
+    throw lineError(out, e, `failed to set up bridge ${conf.bridge} and veth ${hostVeth}: ${e.message} (ip ${plan.lines[e.line]})`);
   }
   if (!br || !vethLinks?.[0]) throw new CniError(ErrCode.Internal, `could not read back ${conf.bridge} or ${hostVeth}`);
   return { br, veth: vethLinks[0] };
@@ -179,16 +179,15 @@ async function ensureGateways(conf: AttachConf, br: IpAddr, gws: Gateways, undo:
   }
   const lines = gatewayBatch(conf.bridge, dels, missing, conf.enableDad);
   const out = await ipBatch(lines, { force: true });
-  const failed = new Map(out.errors.map((e) => [e.line, e.message]));
+  const failed = new Map(out.errors.map((e) => [e.line, e]));
   missing.forEach((g, i) => {
-    const line = dels.length + i;
-    const msg = failed.get(line);
+    const e = failed.get(dels.length + i);
     // ("File exists" / "Address already assigned": another container added it first.)
-    if (msg === undefined) undo.push(`remove ${g} from ${conf.bridge}`, () => ipBatch([`addr del ${g} dev ${conf.bridge}`], { force: true }));
-    else if (!/File exists|already assigned/.test(msg)) throw new CniError(ErrCode.Internal, `failed to add ${g} to ${conf.bridge}: ${msg}`);
+    if (e === undefined) undo.push(`remove ${g} from ${conf.bridge}`, () => ipBatch([`addr del ${g} dev ${conf.bridge}`], { force: true }));
+    else if (!/File exists|already assigned/.test(e.message)) throw lineError(out, e, `failed to add ${g} to ${conf.bridge}: ${e.message}`);
   });
   const delFailure = out.errors.find((e) => e.line < dels.length && !/Cannot assign/.test(e.message));
-  if (delFailure) throw new CniError(ErrCode.Internal, `failed to replace the address of ${conf.bridge}: ${delFailure.message}`);
+  if (delFailure) throw lineError(out, delFailure, `failed to replace the address of ${conf.bridge}: ${delFailure.message}`);
 }
 
 /** ADD: the attachment, rolled back as a whole when any step fails. */

@@ -10,15 +10,23 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 
+/**
+ * A command that failed: what ran, how it ended, what it said. Every process failure in the
+ * suite is one (ip and tc batches, nft, iptables, sysctl helpers), so lib/skel/errors.ts
+ * asCniError can tell from stderr in one place when the answer is "busy, try again" (code 11).
+ * `message` replaces the default text (stderr, then the command, then the code) where the
+ * caller can say more precisely what failed (the batch line).
+ */
 export class CommandError extends Error {
   constructor(
     readonly argv: readonly string[],
     readonly exitCode: number | undefined,
     readonly stderr: string,
     readonly netns?: string,
+    message?: string,
   ) {
     const where = netns ? ` (in netns ${netns})` : '';
-    super(`${stderr.trim() || 'command failed'} [${argv.join(' ')}${where}: exit code ${exitCode ?? 'none'}]`);
+    super(message ?? `${stderr.trim() || 'command failed'} [${argv.join(' ')}${where}: exit code ${exitCode ?? 'none'}]`);
     this.name = 'CommandError';
   }
 }

@@ -6,7 +6,7 @@
 import type { IPConfig, Result, Route } from '../types/result';
 import { CniError, ErrCode } from '../skel/errors';
 import { canonicalIP, formatIP, networkAddr, parseCidr } from '../ip/cidr';
-import { ipBatch } from './ip';
+import { ipBatch, lineError } from './ip';
 import type { IpAddr, IpRoute } from './json-types';
 import { netnsExists } from './netns';
 
@@ -98,5 +98,5 @@ export async function delLinkInNetns(netns: string, ifName: string): Promise<voi
   if (!netns || !netnsExists(netns)) return;
   const out = await ipBatch([`link del dev ${ifName}`], { netns, force: true });
   const real = out.errors.filter((e) => !/Cannot find device|does not exist|No such device/.test(e.message));
-  if (real.length) throw new Error(`delete ${ifName}: ${real[0]!.message}`);
+  if (real.length) throw lineError(out, real[0]!, `delete ${ifName}: ${real[0]!.message}`);
 }

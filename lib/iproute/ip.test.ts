@@ -77,7 +77,7 @@ describe('ipBatch', () => {
     expect(spawned[0]!.argv).toEqual(['ip', '-json', '-batch', '-']);
     expect(spawned[0]!.opts.input).toBe('link set dev lo up\nlink show dev lo\n');
     expect(spawned[0]!.opts.nothrow).toBe(true);
-    expect(out).toEqual({ shows: [JSON.parse(LO)], byLine: [undefined, JSON.parse(LO)], errors: [] });
+    expect(out).toMatchObject({ shows: [JSON.parse(LO)], byLine: [undefined, JSON.parse(LO)], errors: [] });
   });
 
   it('runs through nsenter when a netns is given', async () => {
@@ -112,7 +112,7 @@ describe('ipBatch', () => {
   it('with force returns every failure and the shows that worked', async () => {
     answer({ exitCode: 1, stdout: `${LO}\n`, stderr: 'Cannot find device "a"\nCommand failed -:1\n' });
     const out = await ipBatch(['link del dev a', 'link show dev lo'], { force: true });
-    expect(out).toEqual({ shows: [JSON.parse(LO)], byLine: [undefined, JSON.parse(LO)], errors: [{ line: 0, message: 'Cannot find device "a"' }] });
+    expect(out).toMatchObject({ shows: [JSON.parse(LO)], byLine: [undefined, JSON.parse(LO)], errors: [{ line: 0, message: 'Cannot find device "a"' }] });
   });
 
   it('with force keeps each show at its line when an earlier show failed', async () => {

@@ -17,6 +17,8 @@ export interface BatchOutcome {
   byLine: (unknown | undefined)[];
   /** Lines that failed (only with force; without force the batch throws at the first one). */
   errors: BatchError[];
+  /** The batch as it ran (none for no lines), for lineError. */
+  ran?: { tool: 'ip' | 'tc'; argv: string[]; exitCode: number; stderr: string; netns?: string; lines: string[] };
 }
 
 /** Parses the stderr of `ip -batch` into per-line errors ("Command failed -:N" closes each). */
@@ -57,15 +59,34 @@ function showsByLine(lines: string[], shows: unknown[], errors: BatchError[]): (
   return lines.map((l, i) => (isShowLine(l) && !failed.has(i) ? shows[next++] : undefined));
 }
 
-/** A batch without -force stopped at `line` (0-based): the lines before it took effect. */
-export class BatchLineError extends Error {
+/**
+ * A batch line that failed, `line` 0-based: thrown by a batch without -force (the lines before
+ * it took effect), or made by lineError from a -force batch's outcome. A CommandError, so a
+ * busy kernel is code 11 (lib/skel/errors.ts asCniError).
+ */
+export class BatchLineError extends CommandError {
   constructor(
+    ran: NonNullable<BatchOutcome['ran']>,
     readonly line: number,
     message: string,
   ) {
-    super(message);
+    super(ran.argv, ran.exitCode, ran.stderr, ran.netns, message);
     this.name = 'BatchLineError';
   }
+}
+
+/** How a failed line reads: its message, then the tool and the line (and the netns). */
+function lineText(ran: NonNullable<BatchOutcome['ran']>, e: BatchError): string {
+  return `${e.message} (${ran.tool} ${ran.lines[e.line] ?? '?'}${ran.netns ? ` in ${ran.netns}` : ''})`;
+}
+
+/**
+ * One failed line of a -force batch as an error, for a caller that judged it fatal. `message`
+ * (default: the line's message, the tool and the line) says what failed in the caller's words.
+ */
+export function lineError(out: BatchOutcome, e: BatchError, message?: string): BatchLineError {
+  const ran = out.ran ?? { tool: 'ip', argv: [], exitCode: 1, stderr: e.message, lines: [] };
+  return new BatchLineError(ran, e.line, message ?? lineText(ran, e));
 }
 
 /**
@@ -82,12 +103,13 @@ async function toolBatch(tool: 'ip' | 'tc', flags: string[], lines: string[], op
   if (res.exitCode !== 0 && errors.length === 0) {
     throw new CommandError(argv, res.exitCode, res.stderr, opts.netns);
   }
+  const ran = { tool, argv, exitCode: res.exitCode, stderr: res.stderr, netns: opts.netns, lines };
   if (!opts.force && errors.length > 0) {
     const e = errors[0]!;
-    throw new BatchLineError(e.line, `${e.message} (${tool} ${lines[e.line] ?? '?'}${opts.netns ? ` in ${opts.netns}` : ''})`);
+    throw new BatchLineError(ran, e.line, lineText(ran, e));
   }
   const shows = parseShows(res.stdout);
-  return { shows, byLine: showsByLine(lines, shows, errors), errors };
+  return { shows, byLine: showsByLine(lines, shows, errors), errors, ran };
 }
 
 /**

@@ -1,11 +1,11 @@
 /**
  * Pieces both drivers share: the container addresses and port mappings in the form the rules
- * need, string checks, the mapping of a failed nft/iptables run to a CniError, and the PATH
- * lookup behind the drivers' availability. Pure except for onPath's stat calls.
+ * need, string checks, and the PATH lookup behind the drivers' availability. Pure except for
+ * onPath's stat calls. (A failed nft/iptables run is a CommandError; lib/skel/errors.ts
+ * asCniError gives it its code, 11 when the lock was held.)
  */
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import { CommandError } from '../exec/run';
 import { CniError, ErrCode } from '../skel/errors';
 import { type Family, formatIP, networkOf, parseCidr, formatCidr, parseIP } from '../ip/cidr';
 import type { Owner, PortMapping } from './driver';
@@ -82,18 +82,6 @@ export function assertOwner(owner: Owner): void {
   assertPrintable('network name', owner.network);
   assertPrintable('container ID', owner.containerID);
   assertPrintable('interface name', owner.ifName);
-}
-
-const BUSY = /resource busy|resource temporarily unavailable|holding the xtables lock|EAGAIN|EBUSY/i;
-
-/** `failed to <context>: <cause>`; lock or busy failures become code 11 (try again later). */
-export function netfilterError(context: string, e: unknown): CniError {
-  if (e instanceof CniError) return new CniError(e.code, `${context}: ${e.message}`, e.details);
-  if (e instanceof CommandError) {
-    const code = BUSY.test(e.stderr) ? ErrCode.TryAgainLater : ErrCode.Internal;
-    return new CniError(code, `${context}: ${e.message}`);
-  }
-  return new CniError(ErrCode.Internal, `${context}: ${e instanceof Error ? e.message : String(e)}`);
 }
 
 /** Options every driver takes. */

@@ -1,4 +1,5 @@
 /** CNI error codes (SPEC.md §6) and the one error type every plugin throws. */
+import { CommandError } from '../exec/run';
 
 export const ErrCode = {
   IncompatibleVersion: 1,
@@ -40,9 +41,22 @@ export class CniError extends Error {
   }
 }
 
-/** Wraps anything thrown into a CniError; a CniError passes through unchanged. */
+/**
+ * What a tool prints when the kernel or a lock holder says "not now": netlink's EBUSY
+ * (`RTNETLINK answers: Device or resource busy`), EAGAIN (`Resource temporarily unavailable`),
+ * and the xtables lock held by another iptables (`Another app is currently holding the xtables
+ * lock`). A runtime may retry those, so they are code 11, not 999.
+ */
+const BUSY = /resource busy|resource temporarily unavailable|holding the xtables lock|EAGAIN|EBUSY/i;
+
+/**
+ * Wraps anything thrown into a CniError; a CniError passes through unchanged. The one place a
+ * failed command (CommandError, from lib/exec) gets its code: 11 when it said it was busy, else
+ * 999.
+ */
 export function asCniError(e: unknown): CniError {
   if (e instanceof CniError) return e;
+  if (e instanceof CommandError) return new CniError(BUSY.test(e.stderr) ? ErrCode.TryAgainLater : ErrCode.Internal, e.message);
   if (e instanceof Error) return new CniError(ErrCode.Internal, e.message);
   return new CniError(ErrCode.Internal, String(e));
 }

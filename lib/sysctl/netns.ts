@@ -8,7 +8,7 @@
  * '.'/'/' key rules differ from the reference's).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { run } from '../exec/run';
+import { CommandError, run } from '../exec/run';
 import { registerMode, selfArgv } from '../self/self';
 
 /** Only paths under this prefix are ever touched (the child checks again). */
@@ -91,14 +91,18 @@ registerMode(SYSCTL_MODE, () => {
   process.stdout.write(JSON.stringify(applySysctlJob(job)));
 });
 
-/** Runs `job` inside the netns at `netns` (a path); one child process. */
+/**
+ * Runs `job` inside the netns at `netns` (a path); one child process. A child that fails or
+ * answers nonsense is a CommandError, like any other failed command.
+ */
 export async function netnsSysctl(netns: string, job: SysctlJob): Promise<SysctlOutcome> {
   if (!job.read?.length && !job.write?.length) return { values: {}, errors: [] };
-  const res = await run(selfArgv([SYSCTL_MODE]), { netns, input: JSON.stringify(job) });
+  const argv = selfArgv([SYSCTL_MODE]);
+  const res = await run(argv, { netns, input: JSON.stringify(job) });
   try {
     return JSON.parse(res.stdout) as SysctlOutcome;
   } catch {
-    throw new Error(`sysctl helper in ${netns} answered: ${res.stdout.slice(0, 200) || res.stderr.slice(0, 200)}`);
+    throw new CommandError(argv, res.exitCode, res.stderr, netns, `sysctl helper in ${netns} answered: ${res.stdout.slice(0, 200) || res.stderr.slice(0, 200)}`);
   }
 }
 

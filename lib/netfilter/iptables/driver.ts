@@ -13,10 +13,10 @@
  */
 import { run, CommandError } from '../../exec/run';
 import type { Family } from '../../ip/cidr';
-import { CniError, ErrCode } from '../../skel/errors';
+import { CniError, ErrCode, wrapError } from '../../skel/errors';
 import type { Attachment } from '../../skel/gc';
 import { type Concern, concernsOf, labelOf, type NetfilterDriver, type Owner, type OwnerHint, type Want } from '../driver';
-import { assertOwner, assertPrintable, type DriverOptions, joinErrors, netfilterError, onPath } from '../common';
+import { assertOwner, assertPrintable, type DriverOptions, joinErrors, onPath } from '../common';
 import { invertRestore, IPT_TOOLS, type IptTable, parseSaveTable, restoreScript, saveTable, type SavedTable } from './save';
 import { iptMasq } from './masq';
 import { iptPorts } from './portmap';
@@ -124,7 +124,7 @@ export class IptablesDriver implements NetfilterDriver {
         );
         if (done) applied.push({ family: f, ...done });
       } catch (e) {
-        const err = netfilterError(context(f), e);
+        const err = wrapError(context(f), e);
         await this.rollback(applied);
         throw err;
       }
@@ -159,7 +159,7 @@ export class IptablesDriver implements NetfilterDriver {
       try {
         st = await this.read(f, tablesOf(mine.map((p) => p.layout)));
       } catch (e) {
-        throw netfilterError(`failed to read ${label} (${tool(f)})`, e);
+        throw wrapError(`failed to read ${label} (${tool(f)})`, e);
       }
       for (const p of mine) missing.push(...p.layout.missing(p.spec, f, st[p.layout.table]!));
     }
@@ -195,7 +195,7 @@ export class IptablesDriver implements NetfilterDriver {
       try {
         await this.readThenApply(f, tablesOf(layouts), (st) => sectionsOf(layouts.map((l) => ({ layout: l, lines: lines(l, f, st[l.table]!) }))));
       } catch (e) {
-        errors.push(netfilterError(context(f), e));
+        errors.push(wrapError(context(f), e));
       }
     }
     const err = joinErrors(errors, 'iptables');

@@ -9,10 +9,10 @@
  * Processes per operation: 1 read + 1 write (none when nothing is to change); check = 1 read.
  */
 import { run, CommandError } from '../../exec/run';
-import { CniError, ErrCode } from '../../skel/errors';
+import { CniError, ErrCode, wrapError } from '../../skel/errors';
 import type { Attachment } from '../../skel/gc';
 import { type Concern, concernsOf, labelOf, type NetfilterDriver, type Owner, type OwnerHint, type Want } from '../driver';
-import { assertOwner, assertPrintable, type DriverOptions, netfilterError } from '../common';
+import { assertOwner, assertPrintable, type DriverOptions } from '../common';
 import { deleteRuleLine, emptyRuleset, type NftRule, type NftRuleset, parseNftJson } from './json';
 import { nftMasq } from './masq';
 import { nftPorts } from './portmap';
@@ -85,7 +85,7 @@ export class NftablesDriver implements NetfilterDriver {
         (rs) => script(parts.flatMap((p) => p.layout.setup(p.spec, rs))),
       );
     } catch (e) {
-      throw netfilterError(`failed to set up ${labelOf(concernsOf(want))} (nftables) for ${parts[0]?.spec.containerID}`, e);
+      throw wrapError(`failed to set up ${labelOf(concernsOf(want))} (nftables) for ${parts[0]?.spec.containerID}`, e);
     }
   }
 
@@ -97,7 +97,7 @@ export class NftablesDriver implements NetfilterDriver {
     try {
       rs = await this.read(parts.map((p) => p.layout));
     } catch (e) {
-      throw netfilterError(`failed to read ${label} (nftables)`, e);
+      throw wrapError(`failed to read ${label} (nftables)`, e);
     }
     const missing = parts.flatMap((p) => p.layout.missing(p.spec, rs));
     if (missing.length > 0) {
@@ -111,7 +111,7 @@ export class NftablesDriver implements NetfilterDriver {
       assertOwner(owner);
       await this.readThenApply(layouts, (rs) => deleteScript(layouts.flatMap((l) => l.owned(owner, rs))));
     } catch (e) {
-      throw netfilterError(`failed to remove ${labelOf(concerns)} (nftables) for ${owner.containerID}`, e);
+      throw wrapError(`failed to remove ${labelOf(concerns)} (nftables) for ${owner.containerID}`, e);
     }
   }
 
@@ -121,7 +121,7 @@ export class NftablesDriver implements NetfilterDriver {
       assertPrintable('network name', network);
       await this.readThenApply(layouts, (rs) => deleteScript(layouts.flatMap((l) => l.stale(network, valid, rs))));
     } catch (e) {
-      throw netfilterError(`failed to garbage-collect ${labelOf(concerns)} (nftables) of network ${network}`, e);
+      throw wrapError(`failed to garbage-collect ${labelOf(concerns)} (nftables) of network ${network}`, e);
     }
   }
 }
