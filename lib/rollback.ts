@@ -1,4 +1,4 @@
-import { CniError, ErrCode } from './skel/errors';
+import { asCniError, CniError, ErrCode, wrapError } from './skel/errors';
 
 /**
  * Undo steps pushed right after each side effect of an ADD; run in reverse if the ADD fails.
@@ -48,34 +48,56 @@ export async function withRollback<T>(body: (undo: Rollback) => Promise<T>): Pro
   }
 }
 
-/** One step of a DEL: what it does, and the step; `false` leaves it out. */
-export type DelStep = [what: string, fn: () => Promise<unknown>] | false | undefined;
+/**
+ * One step run by runSteps: what it does (names its failure), and the step. `false` or
+ * `undefined` leaves it out, so a conditional step reads `conf.ipMasq && ['…', () => …]`.
+ */
+export type Step<T = unknown> = readonly [what: string, fn: () => Promise<T>];
+export type MaybeStep<T = unknown> = Step<T> | false | undefined;
+
+/** What each step resolves to: undefined for a step left out. */
+type StepValue<S> = S extends Step<infer T> ? T : undefined;
+export type StepValues<S extends readonly MaybeStep[]> = { -readonly [K in keyof S]: StepValue<S[K]> };
 
 /**
- * Runs every step of a DEL at once and waits for all of them (DEL is best-effort, and its steps
- * — lease release, link delete, rule teardown — do not depend on each other), then throws one
- * error naming every failure, in step order: `<plugin> DEL: IPAM DEL: …; delete eth0: …`.
- * GC runs its steps (IPAM GC, rule GC) the same way, with `verb` 'GC'.
+ * How runSteps reports failures.
+ * - `first` (an ADD phase): the first failure in step order, as it was thrown. Waiting for all
+ *   of them first means each step has pushed its undo before the rollback runs.
+ * - `all` (DEL, GC, teardown on every backend): one CniError naming every failure in step
+ *   order, `<label>: <what>: <cause>; <what>: <cause>`. Its code is the one the failures share
+ *   (e.g. 11, try again later), else 999. `bare` leaves out the steps' names (their causes
+ *   already say where); `loneAsIs` throws a single failure as it is, without the label.
  */
-export async function bestEffort(plugin: string, steps: DelStep[], verb: 'DEL' | 'GC' = 'DEL'): Promise<void> {
-  const todo = steps.filter((s): s is [string, () => Promise<unknown>] => Boolean(s));
-  const settled = await Promise.allSettled(todo.map(([, fn]) => fn()));
-  const errors = settled.flatMap((r, i) => (r.status === 'rejected' ? [`${todo[i]![0]}: ${r.reason instanceof Error ? r.reason.message : String(r.reason)}`] : []));
-  if (errors.length) throw new CniError(ErrCode.Internal, `${plugin} ${verb}: ${errors.join('; ')}`);
+export type StepsReport = { mode: 'first' } | { mode: 'all'; label: string; bare?: boolean; loneAsIs?: boolean };
+
+/**
+ * Runs every step at once, waits for all of them, and then resolves to their values in step
+ * order, or throws as `report` says. The one way this project runs independent steps
+ * concurrently: ADD phases, DEL and GC steps, netfilter teardown on each backend and family.
+ * (Write a step whose value is used as an async function: `() => p.then(…)` would be typed
+ * unknown here.)
+ */
+export async function runSteps<const S extends readonly MaybeStep[]>(report: StepsReport, steps: S): Promise<StepValues<S>> {
+  // Each fn is called here, in order, before any is awaited: they run at once. One that throws
+  // before returning its promise fails alone; the others still run.
+  const start = (fn: () => Promise<unknown>): Promise<unknown> => {
+    try {
+      return fn();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  };
+  const settled = await Promise.allSettled(steps.map((s) => (s ? start(s[1]) : Promise.resolve(undefined))));
+  const failures = settled.flatMap((r, i) => (r.status === 'rejected' ? [{ what: (steps[i] as Step)[0], error: r.reason as unknown }] : []));
+  if (failures.length === 0) return settled.map((r) => (r as PromiseFulfilledResult<unknown>).value) as StepValues<S>;
+  if (report.mode === 'first') throw failures[0]!.error;
+  const errors = failures.map((f) => (report.bare ? asCniError(f.error) : wrapError(f.what, f.error)));
+  if (report.loneAsIs && errors.length === 1) throw errors[0]!;
+  const code = errors.every((e) => e.code === errors[0]!.code) ? errors[0]!.code : ErrCode.Internal;
+  throw new CniError(code, `${report.label}: ${errors.map((e) => e.message).join('; ')}`);
 }
 
 /** Test hook: throws when CNI_TS_FAILPOINT names this point, to prove rollback leaves nothing behind. */
 export function failpoint(name: string): void {
   if (process.env.CNI_TS_FAILPOINT === name) throw new Error(`failpoint ${name} triggered`);
-}
-
-/**
- * Waits for every step of an ADD phase (so each has pushed its undo before a rollback), then
- * throws the first failure; resolves to the steps' values in order.
- */
-export async function settleAll<T extends unknown[]>(steps: [...{ [K in keyof T]: Promise<T[K]> }]): Promise<T> {
-  const settled = await Promise.allSettled(steps);
-  const failure = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failure) throw failure.reason;
-  return settled.map((r) => (r as PromiseFulfilledResult<unknown>).value) as T;
 }

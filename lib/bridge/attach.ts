@@ -16,7 +16,7 @@ import type { DNS, IPConfig, Result, Route } from '../types/result';
 import { ipBatch, lineError, type BatchOutcome } from '../iproute/ip';
 import type { IpAddr, IpLink, IpRoute } from '../iproute/json-types';
 import { requireNetns, requirePrevResult } from '../skel/inputs';
-import { bestEffort, failpoint, settleAll, withRollback, type Rollback } from '../rollback';
+import { failpoint, runSteps, withRollback, type Rollback } from '../rollback';
 import { enableForwarding } from '../sysctl/forward';
 import { CHECK_LINES, delLinkInNetns, verifyInterface } from '../iproute/iface';
 import { parseCidr, networkAddr, nextIP, formatIP, canonicalIP } from '../ip/cidr';
@@ -197,14 +197,17 @@ export async function attachAdd(conf: AttachConf, args: CmdArgs, ipam: AttachIpa
     // 1. At once, as they do not depend on each other: the addresses from the IPAM, and on the
     //    host the bridge and the veth pair (its peer created straight in the container netns).
     const hostVeth = `veth${randomHex(4)}`;
-    const [result, host] = await settleAll([
-      ipam
-        ? ipam.add().then((r) => {
-            undo.push('release the IPAM lease', () => ipam.del());
-            return r;
-          })
-        : Promise.resolve<Result>({ cniVersion: conf.cniVersion, ips: [], routes: [] }),
-      setupHost(conf, args, hostVeth, undo),
+    const [result, host] = await runSteps({ mode: 'first' }, [
+      [
+        'IPAM ADD',
+        async (): Promise<Result> => {
+          if (!ipam) return { cniVersion: conf.cniVersion, ips: [], routes: [] };
+          const r = await ipam.add();
+          undo.push('release the IPAM lease', () => ipam.del());
+          return r;
+        },
+      ],
+      ['set up the host side', () => setupHost(conf, args, hostVeth, undo)],
     ]);
     if (ipam && !result.ips?.length) throw new CniError(ErrCode.Internal, 'IPAM plugin returned missing IP config');
     const gws = calcGateways(conf, result);
@@ -215,14 +218,17 @@ export async function attachAdd(conf: AttachConf, args: CmdArgs, ipam: AttachIpa
     const ips = result.ips ?? [];
     const routes: Route[] = result.routes ?? [];
     const masq = conf.ipMasq && ips.length ? masqSpec(conf, args, ips) : undefined;
-    const [cont] = await settleAll([
-      ipBatch(containerAddBatch({ ifName: args.ifName, addresses: ips.map((i) => i.address), routes, gw4: gws.gw4, gw6: gws.gw6, enableDad: conf.enableDad }), {
-        netns: args.netns,
-      }).catch((e) => {
-        throw wrapError(`failed to configure ${args.ifName} in ${args.netns}`, e);
-      }),
-      ensureGateways(conf, host.br, gws, undo),
-      masq ? setupMasqWithUndo(conf.ipMasqBackend, masq, undo) : Promise.resolve(),
+    const contLines = containerAddBatch({ ifName: args.ifName, addresses: ips.map((i) => i.address), routes, gw4: gws.gw4, gw6: gws.gw6, enableDad: conf.enableDad });
+    const [cont] = await runSteps({ mode: 'first' }, [
+      [
+        'configure the container side',
+        () =>
+          ipBatch(contLines, { netns: args.netns }).catch((e) => {
+            throw wrapError(`failed to configure ${args.ifName} in ${args.netns}`, e);
+          }),
+      ],
+      ['put the gateways on the bridge', () => ensureGateways(conf, host.br, gws, undo)],
+      masq && ['set up masquerade', () => setupMasqWithUndo(conf.ipMasqBackend, masq, undo)],
     ]);
     const contLink = (cont.shows[0] as IpLink[])[0]!;
     failpoint('after-ipam');
@@ -250,7 +256,7 @@ export async function attachAdd(conf: AttachConf, args: CmdArgs, ipam: AttachIpa
  */
 export async function attachDel(plugin: string, conf: AttachConf, args: CmdArgs, ipam: AttachIpam | undefined): Promise<void> {
   const ips = (args.prevResult?.ips ?? []).filter((i) => i.interface === undefined || args.prevResult?.interfaces?.[i.interface]?.sandbox);
-  await bestEffort(plugin, [
+  await runSteps({ mode: 'all', label: `${plugin} DEL` }, [
     ipam && ['IPAM DEL', () => ipam.del()],
     ['delete the container interface', () => delLinkInNetns(args.netns, args.ifName)],
     conf.ipMasq && ['remove masquerade rules', () => teardownAll(masqSpec(conf, args, ips), ['masq'])],

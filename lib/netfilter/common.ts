@@ -109,13 +109,3 @@ export function onPath(name: string, path: string | undefined = process.env.PATH
   }
   return false;
 }
-
-/**
- * One error for several failures: the only one as it is, else their messages joined, keeping
- * their code when they share one (e.g. 11 "try again"). Undefined when there are none.
- */
-export function joinErrors(errors: readonly CniError[], what: string): CniError | undefined {
-  if (errors.length <= 1) return errors[0];
-  const code = errors.every((e) => e.code === errors[0]!.code) ? errors[0]!.code : ErrCode.Internal;
-  return new CniError(code, `${what}: ${errors.map((e) => e.message).join('; ')}`);
-}

@@ -7,10 +7,11 @@
  * and DEL tears down on every installed driver, so mixing with the reference still cleans up.
  * What is installed is looked up on PATH (no process) unless the caller passes `available`.
  */
-import { asCniError, CniError, ErrCode } from '../skel/errors';
+import { CniError, ErrCode } from '../skel/errors';
+import { runSteps } from '../rollback';
 import type { Attachment } from '../skel/gc';
 import { type BackendName, type Concern, type DriverName, labelOf, type NetfilterDriver, type OwnerHint } from './driver';
-import { type DriverOptions, joinErrors, onPath } from './common';
+import { type DriverOptions, onPath } from './common';
 import { IptablesDriver } from './iptables/driver';
 import { NftablesDriver } from './nftables/driver';
 import { NullDriver } from './none';
@@ -60,10 +61,11 @@ export function selectDriver(pref?: DriverName | '' | null, opts: SelectOptions 
 async function onEveryDriver(what: string, opts: SelectOptions, fn: (d: NetfilterDriver) => Promise<void>): Promise<void> {
   const available = opts.available ?? availableBackends();
   const names = (['iptables', 'nftables'] as const).filter((n) => available[n]);
-  const settled = await Promise.allSettled(names.map((n) => fn(makeDriver(n, opts))));
-  const errors = settled.flatMap((r) => (r.status === 'rejected' ? [asCniError(r.reason)] : []));
-  const err = joinErrors(errors, `${what} failed on ${errors.length} backends`);
-  if (err) throw err;
+  // A lone failure as it is; with two, both (whose messages name their backend) after the label.
+  await runSteps(
+    { mode: 'all', label: `${what} failed on ${names.length} backends`, bare: true, loneAsIs: true },
+    names.map((n) => [n, () => fn(makeDriver(n, opts))] as const),
+  );
 }
 
 /** Teardown of the owner's rules of these concerns on every installed driver. */

@@ -18,7 +18,7 @@ import { BatchLineError, ipBatch, ipJson, tcBatch } from '../../lib/iproute/ip';
 import type { IpLink } from '../../lib/iproute/json-types';
 import { netnsExists } from '../../lib/iproute/netns';
 import { validAttachments } from '../../lib/skel/gc';
-import { bestEffort, failpoint, withRollback } from '../../lib/rollback';
+import { failpoint, runSteps, withRollback } from '../../lib/rollback';
 import { shapesEgress, shapesIngress, type BandwidthConf } from './config';
 import { requireNetns, requirePrevResult } from '../../lib/skel/inputs';
 import {
@@ -130,7 +130,7 @@ export async function cmdDel(args: CmdArgs, conf: BandwidthConf): Promise<void> 
   const canFindVeth = !!b && !!args.prevResult?.interfaces?.length && !!args.netns && netnsExists(args.netns);
   // One ip process deletes the ifb and, when needed, reads the host links for the veth lookup.
   const hostOut = ipBatch([`link del dev ${ifb}`, ...(canFindVeth ? ['link show'] : [])], { force: true });
-  await bestEffort('bandwidth', [
+  await runSteps({ mode: 'all', label: 'bandwidth DEL' }, [
     [
       `delete ${ifb}`,
       async () => {

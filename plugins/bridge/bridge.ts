@@ -13,7 +13,7 @@
 import type { CmdArgs } from '../../lib/skel/dispatch';
 import type { Result } from '../../lib/types/result';
 import { ipamAdd, ipamExec } from '../../lib/ipam/exec';
-import { bestEffort } from '../../lib/rollback';
+import { runSteps } from '../../lib/rollback';
 import { attachAdd, attachCheck, attachDel, type AttachIpam } from '../../lib/bridge/attach';
 import { gcAll } from '../../lib/netfilter/select';
 import { validAttachments } from '../../lib/skel/gc';
@@ -46,11 +46,10 @@ export async function cmdCheck(args: CmdArgs, conf: BridgeConf): Promise<void> {
  */
 export async function cmdGc(args: CmdArgs, conf: BridgeConf): Promise<void> {
   const valid = validAttachments(args.conf);
-  await bestEffort(
-    'bridge',
-    [conf.hasIpam && ['IPAM GC', () => ipamExec('GC', args)], conf.ipMasq && ['masquerade GC', () => gcAll(conf.name, valid, ['masq'])]],
-    'GC',
-  );
+  await runSteps({ mode: 'all', label: 'bridge GC' }, [
+    conf.hasIpam && ['IPAM GC', () => ipamExec('GC', args)],
+    conf.ipMasq && ['masquerade GC', () => gcAll(conf.name, valid, ['masq'])],
+  ]);
 }
 
 /** STATUS concerns the addresses: forwarded to the IPAM. */

@@ -18,7 +18,7 @@ import { ipBatch, type BatchOutcome } from '../../lib/iproute/ip';
 import type { IpAddr, IpLink, IpRoute } from '../../lib/iproute/json-types';
 import { ipamAdd, ipamExec } from '../../lib/ipam/exec';
 import { netnsSysctlSetAll } from '../../lib/sysctl/netns';
-import { bestEffort, failpoint, withRollback } from '../../lib/rollback';
+import { failpoint, runSteps, withRollback } from '../../lib/rollback';
 import { delLinkInNetns, gatewaysOf, verifyInterface } from '../../lib/iproute/iface';
 import type { MacvlanConf } from './config';
 import { requireNetns, requirePrevResult } from '../../lib/skel/inputs';
@@ -88,15 +88,18 @@ export async function cmdAdd(args: CmdArgs, conf: MacvlanConf): Promise<Result> 
     // 2. Addresses, and meanwhile the announce sysctls (best-effort in the reference too).
     let ipam: Result | undefined;
     if (conf.hasIpam) {
-      const [ipamRes] = await Promise.allSettled([
-        ipamAdd(args).then((r) => {
-          undo.push('release the IPAM lease', () => ipamExec('DEL', args));
-          return r;
-        }),
-        netnsSysctlSetAll(args.netns, [`/proc/sys/net/ipv4/conf/${tmpName}/arp_notify`, `/proc/sys/net/ipv6/conf/${tmpName}/ndisc_notify`], '1').catch(() => undefined),
+      const [ipamRes] = await runSteps({ mode: 'first' }, [
+        [
+          'IPAM ADD',
+          async () => {
+            const r = await ipamAdd(args);
+            undo.push('release the IPAM lease', () => ipamExec('DEL', args));
+            return r;
+          },
+        ],
+        ['announce', () => netnsSysctlSetAll(args.netns, [`/proc/sys/net/ipv4/conf/${tmpName}/arp_notify`, `/proc/sys/net/ipv6/conf/${tmpName}/ndisc_notify`], '1').catch(() => undefined)],
       ]);
-      if (ipamRes.status === 'rejected') throw ipamRes.reason;
-      ipam = ipamRes.value;
+      ipam = ipamRes;
       if (!ipam.ips?.length) throw new CniError(ErrCode.Internal, 'IPAM plugin returned missing IP config');
     }
     const ips: IPConfig[] = (ipam?.ips ?? []).map((i) => ({ ...i, interface: 0 }));
@@ -131,7 +134,7 @@ export async function cmdAdd(args: CmdArgs, conf: MacvlanConf): Promise<Result> 
  * skips the link (kubernetes#43014); a missing link is success. Failures are reported together.
  */
 export async function cmdDel(args: CmdArgs, conf: MacvlanConf): Promise<void> {
-  await bestEffort('macvlan', [
+  await runSteps({ mode: 'all', label: 'macvlan DEL' }, [
     conf.hasIpam && ['IPAM DEL', () => ipamExec('DEL', args)],
     ['delete the container interface', () => delLinkInNetns(args.netns, args.ifName)],
   ]);

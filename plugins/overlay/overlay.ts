@@ -16,7 +16,7 @@ import type { CmdArgs, NetConf } from '../../lib/skel/dispatch';
 import { CniError, ErrCode } from '../../lib/skel/errors';
 import type { Result } from '../../lib/types/result';
 import { attachAdd, attachCheck, attachDel, type AttachConf, type AttachIpam } from '../../lib/bridge/attach';
-import { bestEffort } from '../../lib/rollback';
+import { runSteps } from '../../lib/rollback';
 import { gcAll } from '../../lib/netfilter/select';
 import { validAttachments } from '../../lib/skel/gc';
 import { ensureRunning, livePid, stopDaemon, type DaemonSpec } from '../../lib/daemon/daemon';
@@ -176,7 +176,7 @@ export async function cmdCheck(args: CmdArgs, conf: OverlayConf): Promise<void> 
 export async function cmdGc(args: CmdArgs, conf: OverlayConf): Promise<void> {
   const valid = validAttachments(args.conf);
   const a = ipamArgs(conf, args, usableState(conf));
-  await bestEffort('overlay', [['IPAM GC', () => hostLocalIpam.gc(a)], conf.ipMasq && ['masquerade GC', () => gcAll(conf.name, valid, ['masq'])]], 'GC');
+  await runSteps({ mode: 'all', label: 'overlay GC' }, [['IPAM GC', () => hostLocalIpam.gc(a)], conf.ipMasq && ['masquerade GC', () => gcAll(conf.name, valid, ['masq'])]]);
 }
 
 /**

@@ -18,7 +18,7 @@ import type { IpAddr, IpLink, IpRoute } from '../../lib/iproute/json-types';
 import { netnsExists } from '../../lib/iproute/netns';
 import { CHECK_LINES, delLinkInNetns, routeDst, verifyInterface } from '../../lib/iproute/iface';
 import { ipamAdd, ipamExec } from '../../lib/ipam/exec';
-import { bestEffort, failpoint, settleAll, withRollback, type Rollback } from '../../lib/rollback';
+import { failpoint, runSteps, withRollback, type Rollback } from '../../lib/rollback';
 import { enableForwarding } from '../../lib/sysctl/forward';
 import { canonicalIP, formatIP, networkAddr, parseCidr } from '../../lib/ip/cidr';
 import { gcAll, selectDriver, teardownAll } from '../../lib/netfilter/select';
@@ -85,11 +85,16 @@ export async function cmdAdd(args: CmdArgs, conf: PtpConf): Promise<Result> {
 
     // 3. At once: the container side in one batch, and the outbound NAT in one transaction.
     const masq = conf.ipMasq ? masqSpec(conf.name, args, ips) : undefined;
-    const [cont] = await settleAll([
-      ipBatch(containerAddBatch({ ifName: args.ifName, ips: addrs, routes }), { netns: args.netns }).catch((e) => {
-        throw wrapError(`failed to configure ${args.ifName} in ${args.netns}`, e);
-      }),
-      masq ? setupMasqWithUndo(conf.ipMasqBackend, masq, undo) : Promise.resolve(),
+    const contLines = containerAddBatch({ ifName: args.ifName, ips: addrs, routes });
+    const [cont] = await runSteps({ mode: 'first' }, [
+      [
+        'configure the container side',
+        () =>
+          ipBatch(contLines, { netns: args.netns }).catch((e) => {
+            throw wrapError(`failed to configure ${args.ifName} in ${args.netns}`, e);
+          }),
+      ],
+      masq && ['set up masquerade', () => setupMasqWithUndo(conf.ipMasqBackend, masq, undo)],
     ]);
     const contLink = (cont.shows[0] as IpLink[])[0]!;
     failpoint('after-ipam');
@@ -125,7 +130,7 @@ export async function cmdDel(args: CmdArgs, conf: PtpConf): Promise<void> {
   const ips = (prev?.ips ?? []).filter((i) => i.interface === undefined || prev?.interfaces?.[i.interface]?.sandbox);
   const hostVeth = hostVethOf(prev);
   const inNetns = Boolean(args.netns) && netnsExists(args.netns);
-  await bestEffort('ptp', [
+  await runSteps({ mode: 'all', label: 'ptp DEL' }, [
     ['IPAM DEL', () => ipamExec('DEL', args)],
     inNetns ? ['delete the container interface', () => delLinkInNetns(args.netns, args.ifName)] : hostVeth !== undefined && ['delete the host veth', () => delHostVeth(hostVeth)],
     conf.ipMasq && ['remove masquerade rules', () => teardownAll(masqSpec(conf.name, args, ips), ['masq'])],
@@ -201,7 +206,7 @@ export async function cmdCheck(args: CmdArgs, conf: PtpConf): Promise<void> {
  */
 export async function cmdGc(args: CmdArgs, conf: PtpConf): Promise<void> {
   const valid = validAttachments(args.conf);
-  await bestEffort('ptp', [['IPAM GC', () => ipamExec('GC', args)], conf.ipMasq && ['masquerade GC', () => gcAll(conf.name, valid, ['masq'])]], 'GC');
+  await runSteps({ mode: 'all', label: 'ptp GC' }, [['IPAM GC', () => ipamExec('GC', args)], conf.ipMasq && ['masquerade GC', () => gcAll(conf.name, valid, ['masq'])]]);
 }
 
 /** STATUS concerns the addresses: forwarded to the IPAM. */

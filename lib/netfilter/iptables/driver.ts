@@ -4,8 +4,9 @@
  * it carries, reads each table it needs once per family (`iptables-save -t <table>`), renders
  * the lines from the layouts, and applies one `iptables-restore --noflush -w` per family.
  * Setup is one transaction across the families: when IPv6 fails, the IPv4 restore already
- * applied is undone with its inverse (save.ts invertRestore). Teardown and GC run every family
- * even when one fails (a removal is not rolled back) and join the failures.
+ * applied is undone with its inverse (save.ts invertRestore). Teardown and GC run every family,
+ * at once (each restore waits for the xtables lock, -w), even when one fails (a removal is not
+ * rolled back), and join the failures.
  *
  * Processes per operation, per family touched: 1 read per table + 1 restore (none when nothing
  * is to change); setup and check touch the families of the addresses, teardown the installed
@@ -16,7 +17,8 @@ import type { Family } from '../../ip/cidr';
 import { CniError, ErrCode, wrapError } from '../../skel/errors';
 import type { Attachment } from '../../skel/gc';
 import { type Concern, concernsOf, labelOf, type NetfilterDriver, type Owner, type OwnerHint, type Want } from '../driver';
-import { assertOwner, assertPrintable, type DriverOptions, joinErrors, onPath } from '../common';
+import { assertOwner, assertPrintable, type DriverOptions, onPath } from '../common';
+import { runSteps } from '../../rollback';
 import { invertRestore, IPT_TOOLS, type IptTable, parseSaveTable, restoreScript, saveTable, type SavedTable } from './save';
 import { iptMasq } from './masq';
 import { iptPorts } from './portmap';
@@ -183,22 +185,19 @@ export class IptablesDriver implements NetfilterDriver {
     );
   }
 
-  /** Teardown and GC: one transaction per family, every family run, the failures joined. */
+  /** Teardown and GC: one transaction per family, the families at once, the failures joined. */
   private async everyFamily(
     families: readonly Family[],
     context: (f: Family) => string,
     layouts: readonly AnyLayout[],
     lines: (l: AnyLayout, f: Family, t: SavedTable) => string[],
   ): Promise<void> {
-    const errors: CniError[] = [];
-    for (const f of families) {
-      try {
-        await this.readThenApply(f, tablesOf(layouts), (st) => sectionsOf(layouts.map((l) => ({ layout: l, lines: lines(l, f, st[l.table]!) }))));
-      } catch (e) {
-        errors.push(wrapError(context(f), e));
-      }
-    }
-    const err = joinErrors(errors, 'iptables');
-    if (err) throw err;
+    await runSteps(
+      { mode: 'all', label: 'iptables', loneAsIs: true },
+      families.map((f) => {
+        const render = (st: State): Sections => sectionsOf(layouts.map((l) => ({ layout: l, lines: lines(l, f, st[l.table]!) })));
+        return [context(f), () => this.readThenApply(f, tablesOf(layouts), render)] as const;
+      }),
+    );
   }
 }
