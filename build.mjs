@@ -2,9 +2,13 @@
 // Builds every plugin into one executable file: dist/bin/<name> (node shebang, no node_modules
 // needed at run time). Step 1 compiles the ajv schemas to standalone validator code, so no
 // plugin compiles a schema when it starts. Step 2 bundles each plugin (plugins/<name>/main.ts,
-// ipam/<name>/main.ts: the definition, run by pluginMain) with esbuild.
+// ipam/<name>/main.ts: the definition, run by pluginMain) with esbuild, twice: the release
+// bundles in dist/bin, with failpoints compiled out, and the test build in dist/test-bin, with
+// them (the conformance suites run a plugin from there when they set CNI_TS_FAILPOINT). Step 3
+// is the served layout (dist/served); step 4 checks that no release build holds a failpoint.
 import { build } from 'esbuild';
-import { BUNDLE_OPTIONS } from './scripts/bundle-options.mjs';
+import { BUNDLE_OPTIONS, TEST_DEFINE } from './scripts/bundle-options.mjs';
+import { checkFailpoints } from './scripts/failpoints.mjs';
 import { bundleEntrySource, pluginEntries } from './scripts/plugin-entries.mjs';
 import Ajv from 'ajv';
 import standaloneCode from 'ajv/dist/standalone/index.js';
@@ -90,10 +94,14 @@ if (only) process.exit(0);
 
 // 2. Executables.
 const entries = pluginEntries(root);
-mkdirSync(join(root, 'dist/bin'), { recursive: true });
+const outputs = [
+  { dir: 'dist/bin', define: BUNDLE_OPTIONS.define },
+  { dir: 'dist/test-bin', define: { ...BUNDLE_OPTIONS.define, ...TEST_DEFINE } },
+];
+for (const o of outputs) mkdirSync(join(root, o.dir), { recursive: true });
 await Promise.all(
-  entries.map(async (e) => {
-    const outfile = join(root, 'dist/bin', e.name);
+  outputs.flatMap((o) => entries.map(async (e) => {
+    const outfile = join(root, o.dir, e.name);
     await build({
       stdin: { contents: bundleEntrySource(e), resolveDir: root, sourcefile: `${e.name}-entry.ts`, loader: 'ts' },
       outfile,
@@ -103,9 +111,10 @@ await Promise.all(
       // code into a plugin). Line 2 marks the file as ours, so a plugin may run our IPAM
       // in-process (lib/self/self.ts isOurPlugin; the binary of scripts/package.mjs has its own way).
       banner: { js: `#!/usr/bin/env -S -u NODE_EXTRA_CA_CERTS -u NODE_OPTIONS node\n// cni-ts plugin: ${e.name}` },
+      define: o.define,
     });
     chmodSync(outfile, 0o755);
-  }),
+  })),
 );
 console.log(`built ${entries.length} plugins into dist/bin: ${entries.map((e) => e.name).sort().join(', ')}`);
 
@@ -121,8 +130,13 @@ await build({
   outfile: join(served, 'cni-ts'),
   ...BUNDLE_OPTIONS,
   banner: { js: '#!/usr/bin/env -S -u NODE_EXTRA_CA_CERTS -u NODE_OPTIONS node' },
-  define: { __CNI_TS_BUILD_ID__: JSON.stringify(id) },
+  define: { ...BUNDLE_OPTIONS.define, __CNI_TS_BUILD_ID__: JSON.stringify(id) },
 });
 chmodSync(join(served, 'cni-ts'), 0o755);
 for (const e of entries) writeFileSync(join(served, e.name), stubText(e.name, id, version), { mode: 0o755 });
 console.log(`built the served layout into dist/served (build ${id}): cni-ts and ${entries.length} stubs`);
+
+// 4. No failpoint in a release build (dist/bin, the served bundle), all of them in the test build.
+const outFiles = (dir) => entries.map((e) => join(root, dir, e.name));
+const failpoints = checkFailpoints(root, [...outFiles('dist/bin'), join(served, 'cni-ts')], outFiles('dist/test-bin'));
+console.log(`and into dist/test-bin with the failpoints (${failpoints.join(', ')}), which the release builds have none of`);

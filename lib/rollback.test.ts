@@ -1,6 +1,6 @@
 // Rollback: undo steps run newest first, failures are logged and never stop the rest. runSteps:
 // steps at once, failures reported as the first one (ADD) or all of them (DEL, GC).
-import { Rollback, failpoint, runSteps } from './rollback';
+import { Rollback, runSteps } from './rollback';
 import { CniError } from './skel/errors';
 
 describe('Rollback', () => {
@@ -82,25 +82,6 @@ describe('Rollback', () => {
     } finally {
       spy.mockRestore();
     }
-  });
-});
-
-describe('failpoint', () => {
-  const saved = process.env.CNI_TS_FAILPOINT;
-  afterEach(() => {
-    if (saved === undefined) delete process.env.CNI_TS_FAILPOINT;
-    else process.env.CNI_TS_FAILPOINT = saved;
-  });
-
-  it('throws only for the named point', () => {
-    process.env.CNI_TS_FAILPOINT = 'post-ipam';
-    expect(() => failpoint('post-veth')).not.toThrow();
-    expect(() => failpoint('post-ipam')).toThrow('failpoint post-ipam triggered');
-  });
-
-  it('is silent when unset', () => {
-    delete process.env.CNI_TS_FAILPOINT;
-    expect(() => failpoint('post-ipam')).not.toThrow();
   });
 });
 

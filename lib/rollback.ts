@@ -96,8 +96,3 @@ export async function runSteps<const S extends readonly MaybeStep[]>(report: Ste
   const code = errors.every((e) => e.code === errors[0]!.code) ? errors[0]!.code : ErrCode.Internal;
   throw new CniError(code, `${report.label}: ${errors.map((e) => e.message).join('; ')}`);
 }
-
-/** Test hook: throws when CNI_TS_FAILPOINT names this point, to prove rollback leaves nothing behind. */
-export function failpoint(name: string): void {
-  if (process.env.CNI_TS_FAILPOINT === name) throw new Error(`failpoint ${name} triggered`);
-}

@@ -23,6 +23,7 @@ import { createHash } from 'node:crypto';
 import { build } from 'esbuild';
 import { BUNDLE_OPTIONS } from './bundle-options.mjs';
 import { buildId } from './build-id.mjs';
+import { checkFailpoints } from './failpoints.mjs';
 import { multicallEntry } from './multicall.mjs';
 import { pluginEntries } from './plugin-entries.mjs';
 import { stubText } from './stub.mjs';
@@ -130,7 +131,7 @@ async function bundleMulticall(plugins, outfile, id) {
     stdin: { contents: multicallEntry(plugins, version), resolveDir: root, sourcefile: 'multicall-entry.ts', loader: 'ts' },
     outfile,
     ...BUNDLE_OPTIONS,
-    define: { __CNI_TS_BUILD_ID__: JSON.stringify(id) },
+    define: { ...BUNDLE_OPTIONS.define, __CNI_TS_BUILD_ID__: JSON.stringify(id) },
   });
 }
 
@@ -166,6 +167,7 @@ async function packageAll() {
   const js = join(work, `${NAME}.js`);
   const id = buildId(root);
   await bundleMulticall(plugins, js, id);
+  checkFailpoints(root, [js]); // a release: no failpoint may be left in it
   const bin = join(stage, NAME);
   makeBinary(js, bin);
   for (const n of names) {

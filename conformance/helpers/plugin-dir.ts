@@ -7,6 +7,12 @@ import { join, resolve } from 'node:path';
 export const REPO_ROOT = resolve(__dirname, '../..');
 export const PLUGIN_DIR = resolve(process.env.CNI_PLUGIN_DIR || join(REPO_ROOT, 'dist/bin'));
 export const IMPL: 'reference' | 'ours' = PLUGIN_DIR === '/usr/lib/cni' ? 'reference' : 'ours';
+/**
+ * Our test build (build.mjs): the same plugins with failpoints compiled in, which the release
+ * bundles in dist/bin and the packaged binary do not have. runPlugin runs a plugin from here
+ * when the test sets CNI_TS_FAILPOINT (those tests are oursOnly).
+ */
+export const FAILPOINT_PLUGIN_DIR = resolve(process.env.CNI_FAILPOINT_PLUGIN_DIR || join(REPO_ROOT, 'dist/test-bin'));
 
 /** Versions every suite iterates over (the 0.1.0/0.2.0 result shape is out of scope here). */
 export const SPEC_VERSIONS = ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] as const;

@@ -2,10 +2,10 @@
 // error JSON on stdout, run inside the sandbox host netns (`nsenter --net=<host>`), with
 // CNI_PATH = the plugin dir so delegated IPAM resolves to the same implementation.
 import { existsSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { exec, inNetns } from './exec';
 import type { Netns } from './netns';
-import { PLUGIN_DIR, pluginPath, versionGte } from './plugin-dir';
+import { FAILPOINT_PLUGIN_DIR, PLUGIN_DIR, versionGte } from './plugin-dir';
 import { servedEnv } from './served';
 
 export type CniCommand = 'ADD' | 'DEL' | 'CHECK' | 'VERSION' | 'GC' | 'STATUS';
@@ -23,7 +23,10 @@ export interface RunOptions {
   netns?: string;
   ifname?: string;
   args?: string;
-  /** Extra env (e.g. CNI_TS_FAILPOINT). A value of undefined removes the variable. */
+  /**
+   * Extra env. A value of undefined removes the variable. With CNI_TS_FAILPOINT the plugin (and
+   * CNI_PATH) come from our test build, FAILPOINT_PLUGIN_DIR: release builds have no failpoints.
+   */
   env?: Record<string, string | undefined>;
   timeoutMs?: number;
 }
@@ -40,9 +43,10 @@ export interface PluginResult {
 
 /** Runs one plugin invocation in the sandbox host netns and returns its exit code and output. */
 export async function runPlugin(o: RunOptions): Promise<PluginResult> {
-  const bin = pluginPath(o.plugin);
+  const dir = o.env?.CNI_TS_FAILPOINT !== undefined ? FAILPOINT_PLUGIN_DIR : PLUGIN_DIR;
+  const bin = join(dir, o.plugin);
   if (!existsSync(bin)) {
-    throw new Error(`plugin binary ${bin} not found (CNI_PLUGIN_DIR=${PLUGIN_DIR}; run \`node build.mjs\`?)`);
+    throw new Error(`plugin binary ${bin} not found (plugin dir ${dir}; run \`node build.mjs\`?)`);
   }
   const env: Record<string, string> = {
     // A runtime's PATH, plus this node's dir (our executables start with `#!/usr/bin/env node`).
@@ -50,7 +54,7 @@ export async function runPlugin(o: RunOptions): Promise<PluginResult> {
     CNI_COMMAND: o.command,
     // CONFORMANCE_EXTRA_CNI_PATH (e.g. /usr/lib/cni) lets one of our plugins delegate to a
     // reference IPAM while ours is not built yet; the plugin dir always comes first.
-    CNI_PATH: [PLUGIN_DIR, process.env.CONFORMANCE_EXTRA_CNI_PATH].filter(Boolean).join(':'),
+    CNI_PATH: [dir, process.env.CONFORMANCE_EXTRA_CNI_PATH].filter(Boolean).join(':'),
   };
   if (o.command !== 'VERSION') {
     if (o.containerId !== undefined) env.CNI_CONTAINERID = o.containerId;

@@ -16,7 +16,8 @@ import type { DNS, IPConfig, Result, Route } from '../types/result';
 import { ipBatch, lineError, type BatchOutcome } from '../iproute/ip';
 import type { IpAddr, IpLink, IpRoute } from '../iproute/json-types';
 import { requireNetns, requirePrevResult } from '../skel/inputs';
-import { failpoint, runSteps, withRollback, type Rollback } from '../rollback';
+import { runSteps, withRollback, type Rollback } from '../rollback';
+import { FAILPOINTS, failpoint } from '../failpoint';
 import { enableForwarding } from '../sysctl/forward';
 import { CHECK_LINES, delLinkInNetns, verifyInterface } from '../iproute/iface';
 import { parseCidr, networkAddr, nextIP, formatIP, canonicalIP } from '../ip/cidr';
@@ -231,7 +232,7 @@ export async function attachAdd(conf: AttachConf, args: CmdArgs, ipam: AttachIpa
       masq && ['set up masquerade', () => setupMasqWithUndo(conf.ipMasqBackend, masq, undo)],
     ]);
     const contLink = (cont.shows[0] as IpLink[])[0]!;
-    failpoint('after-ipam');
+    if (FAILPOINTS) failpoint('after-ipam');
 
     const out: Result = {
       cniVersion: conf.cniVersion,

@@ -18,7 +18,8 @@ import { BatchLineError, ipBatch, ipJson, tcBatch } from '../../lib/iproute/ip';
 import type { IpLink } from '../../lib/iproute/json-types';
 import { netnsExists } from '../../lib/iproute/netns';
 import { validAttachments } from '../../lib/skel/gc';
-import { failpoint, runSteps, withRollback } from '../../lib/rollback';
+import { runSteps, withRollback } from '../../lib/rollback';
+import { FAILPOINTS, failpoint } from '../../lib/failpoint';
 import { shapesEgress, shapesIngress, type BandwidthConf } from './config';
 import { requireNetns, requirePrevResult } from '../../lib/skel/inputs';
 import {
@@ -114,7 +115,7 @@ export async function cmdAdd(args: CmdArgs, conf: BandwidthConf): Promise<Result
       throw new CniError(ErrCode.Internal, `failed to shape ${veth.ifname}: ${(e as Error).message}`);
     }
     undo.push(`remove qdiscs from ${veth.ifname}`, () => tcBatch(unshapeLines(lines, lines.length, veth.ifname), { force: true }));
-    failpoint('after-apply');
+    if (FAILPOINTS) failpoint('after-apply');
     return result;
   });
 }

@@ -16,7 +16,8 @@ import { validAttachments } from '../../lib/skel/gc';
 import type { Result } from '../../lib/types/result';
 import { type DaemonSpec, ensureRunning, livePid, readyPid, stopDaemon } from '../../lib/daemon/daemon';
 import { withLock } from '../../lib/lock/flock';
-import { failpoint, withRollback } from '../../lib/rollback';
+import { withRollback } from '../../lib/rollback';
+import { FAILPOINTS, failpoint } from '../../lib/failpoint';
 import { containerNames, type DnsnameConf } from './config';
 import { requirePrevResult } from '../../lib/skel/inputs';
 import { type NetPaths, buildDnsmasqConf, dnsmasqSpec, findDnsmasq, listenFromConf, netPaths, reloadDnsmasq, sameNetnsAsSelf, unreachableAncestor } from './dnsmasq';
@@ -124,7 +125,7 @@ export async function cmdAdd(args: CmdArgs, conf: DnsnameConf): Promise<Result> 
         writeAtomic(paths.conf, newConf);
         undo.push('restore the dnsmasq config', async () => (oldConf ? writeAtomic(paths.conf, oldConf) : rmSync(paths.conf, { force: true })));
       }
-      failpoint('dnsname-before-server');
+      if (FAILPOINTS) failpoint('dnsname-before-server');
       // Under the network's lock (held here): the live server once it answers, or a new one
       // that already read the new hosts file.
       const { pid, started } = await ensureRunning(spec, { locked: true });
@@ -135,7 +136,7 @@ export async function cmdAdd(args: CmdArgs, conf: DnsnameConf): Promise<Result> 
         // (then restoring the hosts file reloads it).
         undo.push('stop dnsmasq', () => retire(spec, paths));
       }
-      failpoint('dnsname-after-server');
+      if (FAILPOINTS) failpoint('dnsname-after-server');
     });
   });
 

@@ -18,7 +18,8 @@ import { ipBatch, type BatchOutcome } from '../../lib/iproute/ip';
 import type { IpAddr, IpLink, IpRoute } from '../../lib/iproute/json-types';
 import { ipamAdd, ipamExec } from '../../lib/ipam/exec';
 import { netnsSysctlSetAll } from '../../lib/sysctl/netns';
-import { failpoint, runSteps, withRollback } from '../../lib/rollback';
+import { runSteps, withRollback } from '../../lib/rollback';
+import { FAILPOINTS, failpoint } from '../../lib/failpoint';
 import { delLinkInNetns, gatewaysOf, verifyInterface } from '../../lib/iproute/iface';
 import type { MacvlanConf } from './config';
 import { requireNetns, requirePrevResult } from '../../lib/skel/inputs';
@@ -115,7 +116,7 @@ export async function cmdAdd(args: CmdArgs, conf: MacvlanConf): Promise<Result> 
       throw wrapError(`failed to configure ${args.ifName} in ${args.netns}`, e);
     });
     const link = (cont.shows[0] as IpLink[])[0]!;
-    failpoint('after-ipam');
+    if (FAILPOINTS) failpoint('after-ipam');
 
     const iface: Interface = { name: args.ifName, mac: link.address, sandbox: args.netns };
     if (conf.mtu) iface.mtu = conf.mtu;

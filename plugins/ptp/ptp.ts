@@ -18,7 +18,8 @@ import type { IpAddr, IpLink, IpRoute } from '../../lib/iproute/json-types';
 import { netnsExists } from '../../lib/iproute/netns';
 import { CHECK_LINES, delLinkInNetns, routeDst, verifyInterface } from '../../lib/iproute/iface';
 import { ipamAdd, ipamExec } from '../../lib/ipam/exec';
-import { failpoint, runSteps, withRollback, type Rollback } from '../../lib/rollback';
+import { runSteps, withRollback, type Rollback } from '../../lib/rollback';
+import { FAILPOINTS, failpoint } from '../../lib/failpoint';
 import { enableForwarding } from '../../lib/sysctl/forward';
 import { canonicalIP, formatIP, networkAddr, parseCidr } from '../../lib/ip/cidr';
 import { gcAll, selectDriver, teardownAll } from '../../lib/netfilter/select';
@@ -97,7 +98,7 @@ export async function cmdAdd(args: CmdArgs, conf: PtpConf): Promise<Result> {
       masq && ['set up masquerade', () => setupMasqWithUndo(conf.ipMasqBackend, masq, undo)],
     ]);
     const contLink = (cont.shows[0] as IpLink[])[0]!;
-    failpoint('after-ipam');
+    if (FAILPOINTS) failpoint('after-ipam');
 
     return {
       cniVersion: conf.cniVersion,

@@ -19,7 +19,8 @@ import type { Result } from '../../lib/types/result';
 import { ipBatch } from '../../lib/iproute/ip';
 import { netnsExists } from '../../lib/iproute/netns';
 import { netnsSysctl } from '../../lib/sysctl/netns';
-import { failpoint, withRollback } from '../../lib/rollback';
+import { withRollback } from '../../lib/rollback';
+import { FAILPOINTS, failpoint } from '../../lib/failpoint';
 import { validAttachments } from '../../lib/skel/gc';
 import { requireNetns, requirePrevResult } from '../../lib/skel/inputs';
 import { ALLOWLIST_FILE, hasLinkChanges, loadNetConf, type TuningConf } from './config';
@@ -107,7 +108,7 @@ export async function cmdAdd(args: CmdArgs, conf: TuningConf): Promise<Result> {
       writeBackup(conf.dataDir, file, mergeBackup(earlier, { ...backup, cniNetwork: args.conf.name }));
       undo.push(`put back ${file}`, async () => (earlier ? writeBackup(conf.dataDir, file, earlier) : rmSync(file, { force: true })));
     }
-    failpoint('after-apply');
+    if (FAILPOINTS) failpoint('after-apply');
 
     const result: Result = { ...prev, cniVersion: conf.cniVersion };
     if (conf.link.mac !== undefined && result.interfaces) {
