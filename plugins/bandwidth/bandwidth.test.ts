@@ -1,16 +1,15 @@
-// The bandwidth verbs through setSpawnHook: every process the plugin starts, its argv and stdin,
-// in order. No kernel is touched.
+// The bandwidth verbs through the fake spawner (lib/exec/testing.ts): every process the plugin
+// starts, its argv and stdin, in order. No kernel is touched.
 import { plugin } from './main';
 import { ifbName } from './tc';
-import { setSpawnHook, type RunOptions, type RunResult } from '../../lib/exec/run';
+import { fakeSpawn, type FakeSpawn, type Reply } from '../../lib/exec/testing';
+import type { RunOptions } from '../../lib/exec/run';
 import type { CmdArgs, NetConf } from '../../lib/skel/dispatch';
 import type { Result } from '../../lib/types/result';
 
-interface Spawned {
-  argv: string[];
-  input?: string;
-}
-let spawned: Spawned[] = [];
+let fake: FakeSpawn;
+/** The processes so far, as this file has always read them: argv and stdin. */
+const spawned = (): { argv: string[]; input?: string }[] => fake.spawned.map((p) => ({ argv: p.argv, input: p.input }));
 
 // The container's eth0 is a veth whose peer is ifindex 7 in the host.
 const CTR_LINK = JSON.stringify([{ ifindex: 2, ifname: 'eth0', flags: [], mtu: 1500, operstate: 'UP', link_index: 7, link_netnsid: 0, linkinfo: { info_kind: 'veth' } }]);
@@ -20,15 +19,12 @@ const HOST_LINKS = JSON.stringify([
 ]);
 const IFB = 'bwp13229d9cfd25'; // ifbName('bwnet', 'abc123'), as the reference names it
 
-function answer(fn: (argv: string[], opts: RunOptions) => Partial<RunResult>): void {
-  setSpawnHook(async (argv, opts) => {
-    spawned.push({ argv, input: opts.input });
-    return { stdout: '', stderr: '', exitCode: 0, ...fn(argv, opts) };
-  });
+function answer(fn: (argv: string[], opts: RunOptions) => Reply): void {
+  fake.answer((p) => fn(p.argv, p.opts));
 }
 
 /** A kernel that answers the reads and accepts every change. */
-function happyKernel(argv: string[], opts: RunOptions): Partial<RunResult> {
+function happyKernel(argv: string[], opts: RunOptions): Reply {
   const cmd = argv.join(' ');
   if (cmd.includes('-details link show dev eth0')) return { stdout: CTR_LINK };
   if (cmd === 'ip -json link show') return { stdout: HOST_LINKS };
@@ -52,22 +48,22 @@ function args(conf: Record<string, unknown>, extra: Partial<CmdArgs> = {}): CmdA
 const BOTH = { ingressRate: 10_000_000, ingressBurst: 100_000, egressRate: 10_000_000, egressBurst: 100_000 };
 
 beforeEach(() => {
-  spawned = [];
+  fake = fakeSpawn();
 });
-afterEach(() => setSpawnHook(undefined));
+afterEach(() => fake.restore());
 
 describe('ADD', () => {
   test('both limits: two reads, one ip batch (the ifb), one tc batch, and the ifb in the result', async () => {
     answer(happyKernel);
     const r = await plugin.add(args(BOTH));
-    expect(spawned.map((s) => s.argv.join(' '))).toEqual([
+    expect(spawned().map((s) => s.argv.join(' '))).toEqual([
       'nsenter --net=/proc/self/ns/net -- ip -json -details link show dev eth0',
       'ip -json link show',
       'ip -json -batch -',
       'tc -batch -',
     ]);
-    expect(spawned[2]!.input).toBe(`link add name ${IFB} mtu 1450 txqueuelen 0 type ifb\nlink set dev ${IFB} up alias cni-bandwidth/bwnet/abc123\nlink show dev ${IFB}\n`);
-    expect(spawned[3]!.input).toBe(
+    expect(spawned()[2]!.input).toBe(`link add name ${IFB} mtu 1450 txqueuelen 0 type ifb\nlink set dev ${IFB} up alias cni-bandwidth/bwnet/abc123\nlink show dev ${IFB}\n`);
+    expect(spawned()[3]!.input).toBe(
       [
         'qdisc add dev veth1234 root handle 1: tbf rate 1250000bps burst 12500 limit 43750',
         'qdisc add dev veth1234 handle ffff: ingress',
@@ -82,7 +78,7 @@ describe('ADD', () => {
   test('no limits: the prevResult, and no process at all', async () => {
     answer(happyKernel);
     expect(await plugin.add(args({}))).toEqual(prev);
-    expect(spawned).toEqual([]);
+    expect(spawned()).toEqual([]);
   });
 
   test('a tc line that fails: the lines before it and the ifb are undone, the error names the line', async () => {
@@ -91,7 +87,7 @@ describe('ADD', () => {
       return happyKernel(argv, opts);
     });
     await expect(plugin.add(args(BOTH))).rejects.toThrow(`failed to shape veth1234: Error: Exclusivity flag on, cannot modify. (tc qdisc add dev ${IFB} root handle 1:`);
-    expect(spawned.slice(4).map((s) => [s.argv.join(' '), s.input])).toEqual([
+    expect(spawned().slice(4).map((s) => [s.argv.join(' '), s.input])).toEqual([
       ['tc -force -batch -', 'qdisc del dev veth1234 ingress\nqdisc del dev veth1234 root\n'],
       ['ip -json -batch -', `link del dev ${IFB}\n`],
     ]);
@@ -103,13 +99,13 @@ describe('ADD', () => {
       return happyKernel(argv, opts);
     });
     await expect(plugin.add(args(BOTH))).rejects.toThrow('failed to shape veth1234');
-    expect(spawned.slice(4).map((s) => s.input)).toEqual([`link del dev ${IFB}\n`]);
+    expect(spawned().slice(4).map((s) => s.input)).toEqual([`link del dev ${IFB}\n`]);
   });
 
   test('an interface that is not a veth is refused before anything changes', async () => {
     answer((argv, opts) => (argv.join(' ').includes('dev eth0') ? { stdout: JSON.stringify([{ ifindex: 2, ifname: 'eth0', flags: [], mtu: 1500, operstate: 'UP', linkinfo: { info_kind: 'macvlan' } }]) } : happyKernel(argv, opts)));
     await expect(plugin.add(args(BOTH))).rejects.toThrow('container interface eth0 has no veth peer');
-    expect(spawned).toHaveLength(2);
+    expect(spawned()).toHaveLength(2);
   });
 });
 
@@ -117,13 +113,13 @@ describe('DEL', () => {
   test('no netns, no prevResult: one ip batch deleting the ifb by name; already gone is fine', async () => {
     answer(() => ({ exitCode: 1, stderr: `Cannot find device "${IFB}"\nCommand failed -:1\n` }));
     await plugin.del(args(BOTH, { command: 'DEL', netns: '', prevResult: undefined }));
-    expect(spawned).toEqual([{ argv: ['ip', '-json', '-force', '-batch', '-'], input: `link del dev ${IFB}\n` }]);
+    expect(spawned()).toEqual([{ argv: ['ip', '-json', '-force', '-batch', '-'], input: `link del dev ${IFB}\n` }]);
   });
 
   test('veth still there: the ifb and the host read in one ip batch, the container read beside it, then the qdiscs', async () => {
     answer(happyKernel);
     await plugin.del(args(BOTH, { command: 'DEL' }));
-    expect(spawned.map((s) => [s.argv.join(' '), s.input])).toEqual([
+    expect(spawned().map((s) => [s.argv.join(' '), s.input])).toEqual([
       ['ip -json -force -batch -', `link del dev ${IFB}\nlink show\n`],
       ['nsenter --net=/proc/self/ns/net -- ip -json -details link show dev eth0', undefined],
       ['tc -force -batch -', 'qdisc del dev veth1234 root\nqdisc del dev veth1234 ingress\n'],
@@ -149,6 +145,18 @@ describe('GC', () => {
       return {};
     });
     await plugin.gc(args({ 'cni.dev/valid-attachments': [{ containerID: 'abc123', ifname: 'eth0' }] }, { command: 'GC' }));
-    expect(spawned.map((s) => s.input)).toEqual([undefined, `link del dev ${ifbName('bwnet', 'stale')}\n`]);
+    expect(spawned().map((s) => s.input)).toEqual([undefined, `link del dev ${ifbName('bwnet', 'stale')}\n`]);
+  });
+});
+
+describe('CHECK', () => {
+  test('both namespaces read at once, then one tc batch reads the qdiscs and the redirect', async () => {
+    answer(happyKernel); // no qdisc on the veth: CHECK reads, then says what is missing
+    await expect(plugin.check(args(BOTH, { command: 'CHECK' }))).rejects.toThrow(/veth1234/);
+    expect(spawned().map((s) => [s.argv.join(' '), s.input])).toEqual([
+      ['nsenter --net=/proc/self/ns/net -- ip -json -details link show dev eth0', undefined],
+      ['ip -json link show', undefined],
+      ['tc -json -details -raw -force -batch -', `qdisc show dev veth1234\nfilter show dev veth1234 ingress\nqdisc show dev ${IFB}\n`],
+    ]);
   });
 });
