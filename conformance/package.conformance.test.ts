@@ -35,7 +35,10 @@ function withoutNode(env: Record<string, string>, argv: string[]): string[] {
   const hide = nodeBinaries()
     .map((n) => `mount --bind /dev/null '${n}'`)
     .join(' && ');
-  const envArgs = Object.entries({ PATH: SYSTEM_PATH, ...env }).map(([k, v]) => `${k}=${v}`);
+  // In-process: each call here gets a mount namespace of its own, so a service one of them
+  // started could serve none of the others and would outlive the test (served mode with the
+  // binary: conformance/served and the client suites).
+  const envArgs = Object.entries({ PATH: SYSTEM_PATH, CNI_TS_SERVICE: 'off', ...env }).map(([k, v]) => `${k}=${v}`);
   return ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', `${hide} && exec "$@"`, 'no-node', 'env', '-i', ...envArgs, ...argv];
 }
 

@@ -1,6 +1,7 @@
 // tuning: chained after bridge (per spec version) or after a veth the suite makes by hand with a
 // prevResult it writes. Sysctls are read inside the container netns (nsenter + cat), link state
 // with ip -json; the backup lives in a temp dataDir, never /run/cni/tuning.
+import { servedEnv } from './helpers/served';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { link, readSysctl, type IpLink } from './helpers/ip-json';
@@ -277,7 +278,7 @@ maybe(`tuning [${IMPL}: ${PLUGIN_DIR}]`, () => {
 
   /** Runs a specific tuning binary (for cross-implementation backups). */
   async function runBinary(bin: string, command: string, conf: Json, ctr: Netns, cid: string) {
-    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', CNI_COMMAND: command, CNI_PATH: PLUGIN_DIR, CNI_CONTAINERID: cid, CNI_NETNS: ctr.path, CNI_IFNAME: 'eth0', CNI_ARGS: '' };
+    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', CNI_COMMAND: command, CNI_PATH: PLUGIN_DIR, CNI_CONTAINERID: cid, CNI_NETNS: ctr.path, CNI_IFNAME: 'eth0', CNI_ARGS: '', ...servedEnv(host) };
     return exec(inNetns(host.path, [bin]), { stdin: JSON.stringify(conf), env });
   }
   const interop = IMPL === 'ours' && existsSync(REFERENCE_TUNING) ? test : test.skip;
