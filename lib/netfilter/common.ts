@@ -91,6 +91,12 @@ export interface DriverOptions {
    * nsenter. Unset means the current namespace, which is what a plugin on the host wants.
    */
   netns?: string;
+  /**
+   * iptables teardown and GC first ask which tables the netns has (iptables/driver.ts
+   * tablesPresent) and read only those; false reads every one (unit tests of the read/apply
+   * mechanics, whose fake spawner answers by position).
+   */
+  probeTables?: boolean;
 }
 
 /**

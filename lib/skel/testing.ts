@@ -91,8 +91,10 @@ export const MASQ = {
   read: 'nft -j list table inet cni_plugins_masquerade',
   setup: ['nft -j list table inet cni_plugins_masquerade', 'nft -f -'],
   check: ['nft -j list table inet cni_plugins_masquerade'],
-  teardown: ['iptables-save -t nat', 'nft -j list table inet cni_plugins_masquerade', 'nft -f -'],
-  teardownByOwner: ['iptables-save -t nat', 'ip6tables-save -t nat', 'nft -j list table inet cni_plugins_masquerade', 'nft -f -'],
+  // The iptables driver first asks nft which tables exist; the fake host has no iptables table,
+  // so it reads none (lib/netfilter/iptables/driver.ts tablesPresent).
+  teardown: ['nft list tables', 'nft -j list table inet cni_plugins_masquerade', 'nft -f -'],
+  teardownByOwner: ['nft list tables', 'nft -j list table inet cni_plugins_masquerade', 'nft -f -'],
 } as const;
 
 /** The flock every host-local verb but STATUS runs (lib/lock/flock.ts). */

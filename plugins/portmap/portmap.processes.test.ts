@@ -16,7 +16,8 @@ const PREV: Result = {
 };
 /** ctr1's DNAT rule as the nftables layout leaves it (found by its comment, the container ID). */
 const CTR1_DNAT = nftListing([{ family: 'ip', table: 'cni_hostport', chain: 'hostports', comment: 'ctr1' }]);
-const TEARDOWN_READS = ['iptables-save -t nat', 'ip6tables-save -t nat', 'nft -j list ruleset'];
+// No iptables table on the fake host: the iptables driver's one process is nft's table list.
+const TEARDOWN_READS = ['nft list tables', 'nft -j list ruleset'];
 
 let host: FakeHost;
 beforeEach(() => {
@@ -50,7 +51,7 @@ test('DEL: every installed backend read, by owner (no netns or prevResult needed
   host.nft = CTR1_DNAT;
   await plugin.del(args(undefined, { command: 'DEL', netns: '', prevResult: undefined }));
   expect(host.commands()).toEqual([...TEARDOWN_READS, 'nft -f -']);
-  expect(host.spawned[3]!.input).toBe('delete rule ip cni_hostport hostports handle 10\n');
+  expect(host.spawned[2]!.input).toBe('delete rule ip cni_hostport hostports handle 10\n');
 });
 
 test('DEL with nothing left: reads only', async () => {

@@ -149,7 +149,7 @@ describe('IptablesDriver processes', () => {
   });
   it('teardown with addresses: one family; with none: both', async () => {
     replies = [ok(SAVE), ok('')];
-    await new IptablesDriver().teardown(B, ['masq']);
+    await new IptablesDriver({ probeTables: false }).teardown(B, ['masq']);
     expect(calls.map((c) => c.argv[0])).toEqual(['iptables-save', 'iptables-restore']);
     expect(calls[1]!.opts.input).toContain(`-X ${CB}`);
     expect(calls[1]!.opts.input).not.toContain(CA);
@@ -159,7 +159,7 @@ describe('IptablesDriver processes', () => {
       calls.push({ argv, opts });
       return argv[0] === 'iptables-save' ? ok(SAVE) : argv[0] === 'ip6tables-save' ? ok(EMPTY) : ok('');
     });
-    await new IptablesDriver().teardown({ ...B, addresses: [] }, ['masq']);
+    await new IptablesDriver({ probeTables: false }).teardown({ ...B, addresses: [] }, ['masq']);
     expect(calls.map((c) => c.argv[0]).sort()).toEqual(['ip6tables-save', 'iptables-restore', 'iptables-save']);
     expect(calls.find((c) => c.argv[0] === 'iptables-restore')!.opts.input).toContain(`-X ${CB}`);
   });
@@ -212,7 +212,7 @@ describe('one transaction over both families', () => {
       if (argv[0] === 'iptables-save') return { stdout: '', stderr: 'iptables-save: boom', exitCode: 2 };
       return ok(argv[0] === 'ip6tables-save' ? SAVE : '');
     });
-    await expect(new IptablesDriver({ families: [4, 6] }).teardown({ ...B, addresses: [] }, ['masq'])).rejects.toThrow(/\(iptables\).*boom/);
+    await expect(new IptablesDriver({ families: [4, 6], probeTables: false }).teardown({ ...B, addresses: [] }, ['masq'])).rejects.toThrow(/\(iptables\).*boom/);
     expect(argv0).toEqual(['iptables-save', 'ip6tables-save', 'ip6tables-restore']);
   });
 });
@@ -256,5 +256,37 @@ describe('invertRestore', () => {
       '-F CNI-FORWARD',
       '-X CNI-FORWARD',
     ]);
+  });
+});
+
+describe('teardown reads only the tables the netns has', () => {
+  afterEach(() => setSpawnHook(undefined));
+  const ok = (stdout = ''): RunResult => ({ stdout, stderr: '', exitCode: 0 });
+  it('no iptables table (only our nftables ones): one `nft list tables`, no iptables-save', async () => {
+    const calls: string[] = [];
+    setSpawnHook(async (argv) => {
+      calls.push(argv.join(' '));
+      return ok(argv[0] === 'nft' ? 'table inet cni_plugins_masquerade\ntable inet cni_plugins_portmap\n' : '');
+    });
+    await new IptablesDriver({ families: [4, 6] }).teardown({ ...B, addresses: [] }, ['masq']);
+    expect(calls).toEqual(['nft list tables']);
+  });
+  it('an iptables-nft nat table of IPv4 only: that family is read, IPv6 is not', async () => {
+    const calls: string[] = [];
+    setSpawnHook(async (argv) => {
+      calls.push(argv.join(' '));
+      return ok(argv[0] === 'nft' ? 'table ip nat\ntable ip6 filter\n' : argv[0] === 'iptables-save' ? SAVE : '');
+    });
+    await new IptablesDriver({ families: [4, 6] }).teardown({ ...B, addresses: [] }, ['masq']);
+    expect(calls).toEqual(['nft list tables', 'iptables-save -t nat', 'iptables-restore --noflush -w']);
+  });
+  it('when nft cannot tell, every family is read as before', async () => {
+    const calls: string[] = [];
+    setSpawnHook(async (argv) => {
+      calls.push(argv[0]!);
+      return argv[0] === 'nft' ? { stdout: '', stderr: 'Operation not permitted', exitCode: 1 } : ok('');
+    });
+    await new IptablesDriver({ families: [4, 6] }).teardown({ ...B, addresses: [] }, ['masq']);
+    expect(calls.sort()).toEqual(['ip6tables-save', 'iptables-save', 'nft']);
   });
 });
