@@ -539,3 +539,26 @@ describe('the plugin contract (definePlugin)', () => {
     expect(JSON.parse(rb.out).dns.domain).toBe('b:n:undefined');
   });
 });
+
+describe('ADD after the served-mode service died mid-call (CNI_TS_RECOVER=1, set by the stub)', () => {
+  test('the DEL runs first, then the ADD; a failing DEL is reported on stderr and does not stop the ADD', async () => {
+    const order: string[] = [];
+    const funcs: Funcs = {
+      add: async () => {
+        order.push('add');
+        return SAMPLE;
+      },
+      del: async () => {
+        order.push('del');
+        throw new Error('nothing to delete');
+      },
+    };
+    const c = await call(funcs, { CNI_TS_RECOVER: '1' });
+    expect(c.code).toBe(0);
+    expect(order).toEqual(['del', 'add']);
+    expect(c.stderr.join('')).toMatch(/service died mid-ADD: nothing to delete/);
+    order.length = 0;
+    expect((await call(funcs, {})).code).toBe(0);
+    expect(order).toEqual(['add']);
+  });
+});
