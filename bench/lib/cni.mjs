@@ -3,7 +3,11 @@
 // network lists the way libcni runs them (cni:libcni/api.go AddNetworkList/DelNetworkList).
 // Optional wrappers measure one invocation's peak RSS (/usr/bin/time -f %M) or the processes it
 // exec's (strace -f --seccomp-bpf -e trace=execve, so only execve stops the tracee); timed iterations never use them.
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+// A served side's call is also counted in the service: under strace, the service itself is traced
+// (strace -f -p <service pid>) for exactly the duration of the call, so the processes it spawns
+// for that call are counted beside the stub's.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { inNetns, run } from './proc.mjs';
@@ -38,8 +42,9 @@ export class Impl {
 }
 
 /**
- * One plugin invocation. opts: {host, containerId, netns, ifname, env, wrap: 'rss'|'strace',
- * record(entry)}. Resolves {ok, code, ms, json, stdout, stderr, rssKiB?, procs?}.
+ * One plugin invocation. opts: {host, containerId, netns, ifname, env, service, wrap: 'rss'|'strace',
+ * record(entry)}; service is the served side's Service (lib/service.mjs). Resolves {ok, code, ms,
+ * json, stdout, stderr, rssKiB?, procs?, service?: {procs, children}}.
  */
 export async function invoke(impl, plugin, command, conf, opts) {
   const bin = join(impl.dir, plugin);
@@ -62,7 +67,10 @@ export async function invoke(impl, plugin, command, conf, opts) {
     tmp = mkdtempSync(join(tmpdir(), 'cni-bench-strace-'));
     argv = [STRACE_BIN, '-f', '--seccomp-bpf', '-qq', '-e', 'trace=execve', '-e', 'signal=none', '-s', '256', '-o', join(tmp, 'out'), ...argv];
   }
+  const svcTrace = opts.wrap === 'strace' && opts.service ? await traceProcess(opts.service.pid, join(tmp, 'service')) : undefined;
+  if (opts.service) opts.service.calls++;
   const r = await run(argv, { stdin: JSON.stringify(conf), env, timeoutMs: opts.timeoutMs ?? 60_000 });
+  const svcText = svcTrace ? await svcTrace.stop() : undefined;
   let json;
   try {
     json = r.stdout.trim() ? JSON.parse(r.stdout) : undefined;
@@ -78,6 +86,7 @@ export async function invoke(impl, plugin, command, conf, opts) {
         if (Number.isFinite(kib)) out.rssKiB = kib;
       } else {
         Object.assign(out, parseExecs(text));
+        if (svcText !== undefined) out.service = parseExecs(svcText, { attached: true });
       }
     } catch {
       /* wrapper output missing: leave the field out */
@@ -89,12 +98,53 @@ export async function invoke(impl, plugin, command, conf, opts) {
 }
 
 /**
+ * Traces the execve calls of a running process and of every process it forks from now on
+ * (`strace -f -p`), until stop() (SIGINT: strace detaches and flushes); stop() resolves the
+ * trace's text. Resolves once every thread of pid has strace as its tracer, so nothing the
+ * process spawns after that is missed.
+ */
+export async function traceProcess(pid, out, timeoutMs = 10_000) {
+  const child = spawn(STRACE_BIN, ['-f', '-qq', '-e', 'trace=execve', '-e', 'signal=none', '-s', '256', '-o', out, '-p', String(pid)], { stdio: 'ignore' });
+  const exited = new Promise((r) => {
+    child.once('exit', r);
+    child.once('error', r);
+  });
+  let gone = false;
+  exited.then(() => (gone = true));
+  const traced = () => {
+    try {
+      return readdirSync(`/proc/${pid}/task`).every((t) => new RegExp(`^TracerPid:\\s+${child.pid}$`, 'm').test(readFileSync(`/proc/${pid}/task/${t}/status`, 'utf8')));
+    } catch {
+      return false;
+    }
+  };
+  const deadline = Date.now() + timeoutMs;
+  while (!gone && !traced()) {
+    if (Date.now() > deadline) break;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return {
+    async stop() {
+      if (!gone) child.kill('SIGINT');
+      await exited;
+      try {
+        return readFileSync(out, 'utf8');
+      } catch {
+        return '';
+      }
+    },
+  };
+}
+
+/**
  * Reads `strace -f -e trace=execve -o` output. Returns procs = processes that exec'd something
  * (the plugin itself counts as one; the nsenter wrapper's own exec is not counted separately,
  * since the plugin replaces it in the same pid), execs = successful execve calls minus the
  * wrapper's (for ours: the shebang costs /usr/bin/env then node), children = {program: count}.
+ * attached: the trace of a process that was already running (strace -p): it execs nothing
+ * itself, so every process that exec'd is a child.
  */
-export function parseExecs(text) {
+export function parseExecs(text, { attached = false } = {}) {
   const pending = new Map();
   const lastProg = new Map();
   let execs = 0;
@@ -119,8 +169,8 @@ export function parseExecs(text) {
     }
   }
   const children = {};
-  for (const [pid, prog] of lastProg) if (pid !== rootPid) children[prog] = (children[prog] ?? 0) + 1;
-  return { procs: lastProg.size, execs: Math.max(0, execs - 1), children };
+  for (const [pid, prog] of lastProg) if (attached || pid !== rootPid) children[prog] = (children[prog] ?? 0) + 1;
+  return { procs: lastProg.size, execs: attached ? execs : Math.max(0, execs - 1), children };
 }
 
 /** libcni's per-plugin config: list name/version, runtimeConfig from declared capabilities, prevResult. */

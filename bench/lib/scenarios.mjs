@@ -1,12 +1,14 @@
-// The benchmark scenarios. Each has two or three sides compared in the same run (our bundles, our
-// binary when built, the reference), prepared in separate sandbox host netns with identical
-// configs, and an iterate() that performs one timed iteration for one side and returns
-// {samples: {verb: ms}, failures}.
+// The benchmark scenarios. Each has several sides compared in the same run (our packagings, in-process
+// and served, and the reference), prepared in separate sandbox host netns with identical configs,
+// and an iterate() that performs one timed iteration for one side and returns
+// {samples: {verb: ms}, failures, cpu?: {verb: {tree, svcOwn, svcChildren}}} (CPU in clock ticks:
+// the caller's process tree, and a served side's service with the processes it reaped).
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { addList, delList, describe, invoke } from './cni.mjs';
 import { inNetns, run, runOk } from './proc.mjs';
+import { cpuTicks } from './service.mjs';
 
 export const CNI_VERSION = '1.0.0'; // highest version the reference (plugins v1.1.1) supports
 const PORT_MAPPINGS = [{ hostPort: 18080, containerPort: 80, protocol: 'tcp' }];
@@ -17,6 +19,28 @@ function hostLocal(dataDir, subnet) {
 
 function bridgeConf(side, bridge, subnet, extra = {}) {
   return { type: 'bridge', bridge, isGateway: true, ipam: hostLocal(side.dataDir, subnet), ...extra };
+}
+
+/** What every invocation of a side is given: its sandbox host, environment and service (served sides). */
+function sideOpts(side, opts) {
+  return { ...opts, host: side.host, env: side.env, service: side.service };
+}
+
+/**
+ * A CPU mark: the bench's reaped children (getrusage RUSAGE_CHILDREN as /proc/self/stat shows it:
+ * sides run one at a time, so between two marks that is exactly the side's callers: nsenter, the
+ * plugin or stub, and everything they spawned) and the served side's service (its own CPU, and its
+ * reaped children's: the ip/nft/nsenter it ran for the calls).
+ */
+function cpuMark(side) {
+  return { tree: cpuTicks().children, svc: side.service?.cpu() };
+}
+
+function cpuDelta(a, b) {
+  return {
+    tree: b.tree - a.tree,
+    ...(a.svc && b.svc ? { svcOwn: b.svc.own - a.svc.own, svcChildren: b.svc.children - a.svc.children } : {}),
+  };
 }
 
 /** The ADD result must carry an address (bridge/macvlan); loopback only needs to succeed. */
@@ -43,14 +67,18 @@ function listScenario({ id, title, plugins, list, capabilityArgs, needsAddress =
     },
     async iterate(side, i, opts) {
       const att = { containerId: `bench-${id}-${side.key}-${i}`, netns: side.ctr, ifname: 'eth0', capabilityArgs };
-      const add = await addList(side.impl, side.list, att, { ...opts, host: side.host, env: side.env });
+      const c0 = cpuMark(side);
+      const add = await addList(side.impl, side.list, att, sideOpts(side, opts));
+      const c1 = cpuMark(side);
       let error = add.ok ? undefined : add.error;
       if (add.ok && needsAddress && !hasAddress(add.result)) error = `ADD result has no ips: ${JSON.stringify(add.result).slice(0, 300)}`;
       // DEL runs even after a failed ADD, as libcni's callers do.
-      const del = await delList(side.impl, side.list, att, add.result, { ...opts, host: side.host, env: side.env });
+      const del = await delList(side.impl, side.list, att, add.result, sideOpts(side, opts));
+      const c2 = cpuMark(side);
       if (!error && !del.ok) error = del.error;
       return {
         samples: error ? {} : { ADD: add.ms, DEL: del.ms },
+        cpu: error ? undefined : { ADD: cpuDelta(c0, c1), DEL: cpuDelta(c1, c2) },
         failures: error ? 1 : 0,
         error,
         steps: { ADD: add.steps, DEL: del.steps },
@@ -129,44 +157,57 @@ export function scenarios({ parallel = 32, leases = 60_000 } = {}) {
       }),
     }),
     overlayScenario(),
-    parallelScenario(parallel),
+    parallelScenario({ id: 'parallel', n: parallel }),
+    parallelScenario({ id: 'parallel-masq', n: parallel, ipMasq: true }),
     leasesScenario(leases),
     caScenario(),
   ];
 }
 
-/** N parallel ADDs then N parallel DELs on one bridge network; wall time for each wave. */
-function parallelScenario(n) {
-  const id = 'parallel';
+/**
+ * N parallel ADDs then N parallel DELs on one bridge network; wall time for each wave. With
+ * ipMasq (id parallel-masq) only the DEL wave is timed: the ADDs prepare it (each DEL then has a
+ * masquerade rule of its own to remove, as when a node drains).
+ */
+function parallelScenario({ id, n, ipMasq = false }) {
+  const timeAdd = !ipMasq;
   return {
     id,
-    title: `${n} parallel bridge+host-local ADDs, then ${n} parallel DELs`,
+    title: ipMasq ? `${n} bridge+host-local ipMasq ADDs (untimed), then ${n} parallel DELs` : `${n} parallel bridge+host-local ADDs, then ${n} parallel DELs`,
     plugins: ['bridge', 'host-local'],
-    verbs: ['ADD', 'DEL'],
+    verbs: timeAdd ? ['ADD', 'DEL'] : ['DEL'],
     wall: true,
     rssAndProcs: false,
     iterationsFactor: 1 / 6,
     async setup(side, sb) {
       side.dataDir = sb.tempDir(`${id}-${side.key}`);
       side.ctrs = await Promise.all(Array.from({ length: n }, (_, k) => sb.netns(`c-${id}-${side.key}-${k}`)));
-      side.list = { cniVersion: CNI_VERSION, name: 'bench-par', plugins: [bridgeConf(side, 'cnibench3', '10.77.5.0/24')] };
+      side.list = {
+        cniVersion: CNI_VERSION,
+        name: ipMasq ? 'bench-parmasq' : 'bench-par',
+        plugins: [bridgeConf(side, ipMasq ? 'cnibench6' : 'cnibench3', ipMasq ? '10.77.8.0/24' : '10.77.5.0/24', ipMasq ? { ipMasq: true } : {})],
+      };
       side.distinct = [];
     },
     async iterate(side, i, opts) {
       const atts = side.ctrs.map((netns, k) => ({ containerId: `bench-${id}-${side.key}-${i}-${k}`, netns, ifname: 'eth0' }));
-      const o = { ...opts, host: side.host, env: side.env };
+      const o = sideOpts(side, opts);
+      const c0 = cpuMark(side);
       let t0 = process.hrtime.bigint();
       const adds = await Promise.all(atts.map((a) => addList(side.impl, side.list, a, o)));
       const addMs = Number(process.hrtime.bigint() - t0) / 1e6;
+      const c1 = cpuMark(side);
       t0 = process.hrtime.bigint();
       const dels = await Promise.all(atts.map((a, k) => delList(side.impl, side.list, a, adds[k].result, o)));
       const delMs = Number(process.hrtime.bigint() - t0) / 1e6;
+      const c2 = cpuMark(side);
       const addrs = new Set(adds.filter((a) => a.ok).flatMap((a) => (a.result?.ips ?? []).map((x) => x.address)));
       const failed = adds.filter((a) => !a.ok || !hasAddress(a.result)).length + dels.filter((d) => !d.ok).length;
       side.distinct.push(addrs.size);
       const firstErr = adds.find((a) => !a.ok)?.error ?? dels.find((d) => !d.ok)?.error;
       return {
-        samples: { ADD: addMs, DEL: delMs },
+        samples: timeAdd ? { ADD: addMs, DEL: delMs } : { DEL: delMs },
+        cpu: timeAdd ? { ADD: cpuDelta(c0, c1), DEL: cpuDelta(c1, c2) } : { DEL: cpuDelta(c1, c2) },
         failures: failed,
         error: firstErr,
         extra: { distinctAddresses: addrs.size, okAdds: adds.filter((a) => a.ok).length },
@@ -221,7 +262,7 @@ function leasesScenario(big) {
           type: 'bridge',
           ipam: { type: 'host-local', ranges: [[{ subnet: '10.78.0.0/16' }]], dataDir: side.dirs[s] },
         };
-        const o = { ...opts, host: side.host, env: side.env, containerId: `bench-hl-${side.key}-${s}-${i}`, netns: side.ctr, ifname: 'eth0' };
+        const o = { ...sideOpts(side, opts), containerId: `bench-hl-${side.key}-${s}-${i}`, netns: side.ctr, ifname: 'eth0' };
         const add = await invoke(side.impl, 'host-local', 'ADD', conf, o);
         const del = await invoke(side.impl, 'host-local', 'DEL', conf, o);
         const err = !add.ok ? describe(add) : !hasAddress(add.json) ? 'ADD result has no ips' : !del.ok ? describe(del) : undefined;
@@ -253,10 +294,11 @@ function caScenario() {
 }
 
 /**
- * ours: overlay ADD/DEL beside bridge ADD/DEL with the same masquerade, both ours (there is no
- * reference overlay). The overlay side's host has an underlay link to a real etcd in a netns of
- * its own; the warm-up ADD starts the host's agent and takes the lease, so the timed ADDs are
- * what a container start costs on a host that holds its subnet.
+ * ours: overlay ADD/DEL in each of our packagings beside bridge ADD/DEL with the same masquerade
+ * (there is no reference overlay). Each overlay side's host has an underlay link to a real etcd
+ * in a netns of its own (a served side also has its own service in that host); the warm-up ADD
+ * starts the host's agent (served: the service starts it) and takes the lease, so the timed ADDs
+ * are what a container start costs on a host that holds its subnet.
  */
 function overlayScenario() {
   const base = listScenario({
@@ -264,17 +306,18 @@ function overlayScenario() {
     title: 'ours: overlay (VXLAN, etcd) ADD/DEL beside bridge+host-local with ipMasq',
     plugins: ['overlay', 'bridge', 'host-local'],
     list: (side) =>
-      side.key === 'overlay'
+      side.overlay
         ? {
             cniVersion: CNI_VERSION,
             name: 'bench-ovl',
-            plugins: [{ type: 'overlay', network: '10.79.0.0/16', etcd: { endpoints: ['http://192.168.79.2:2379'], prefix: `/${side.tag}` }, runDir: join(side.dataDir, 'run'), dataDir: side.dataDir, names: false }],
+            plugins: [{ type: 'overlay', network: '10.79.0.0/16', etcd: { endpoints: ['http://192.168.79.2:2379'], prefix: `/cni-bench-${side.key}` }, runDir: join(side.dataDir, 'run'), dataDir: side.dataDir, names: false }],
           }
         : { cniVersion: CNI_VERSION, name: 'bench-ovlbr', plugins: [bridgeConf(side, 'cnibench5', '10.77.7.0/24', { ipMasq: true, isDefaultGateway: true })] },
     async setup(side, sb) {
-      if (side.key !== 'overlay') return;
-      side.tag = sb.tag;
-      const etcdNs = await sb.netns('ovl-etcd');
+      if (!side.overlay) return;
+      // One etcd per overlay side, in a netns of its own behind the side's host (same addresses:
+      // the hosts are separate namespaces).
+      const etcdNs = await sb.netns(`ovl-etcd-${side.key}`);
       await runOk(inNetns(side.host, ['ip', 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', etcdNs]));
       for (const [ns, ip] of [[side.host, '192.168.79.1'], [etcdNs, '192.168.79.2']]) {
         await runOk(inNetns(ns, ['ip', 'addr', 'add', `${ip}/24`, 'dev', 'eth0']));
@@ -282,7 +325,7 @@ function overlayScenario() {
         await runOk(inNetns(ns, ['ip', 'link', 'set', 'lo', 'up']));
       }
       await runOk(inNetns(side.host, ['ip', 'route', 'add', 'default', 'via', '192.168.79.2']));
-      const dir = sb.tempDir('ovl-etcd');
+      const dir = sb.tempDir(`ovl-etcd-${side.key}`);
       const url = 'http://192.168.79.2:2379';
       const etcd = spawn('nsenter', [`--net=${etcdNs}`, '--', 'etcd', '--name', 'bench', '--data-dir', join(dir, 'data'), '--listen-client-urls', url, '--advertise-client-urls', url, '--listen-peer-urls', 'http://192.168.79.2:2380', '--initial-advertise-peer-urls', 'http://192.168.79.2:2380', '--initial-cluster', 'bench=http://192.168.79.2:2380'], { stdio: 'ignore' });
       const runDir = join(side.dataDir, 'run');
