@@ -293,6 +293,10 @@ function printScenario(res) {
     if (ex?.length && ex[0].distinctAddresses !== undefined) {
       log(`   ${s.label}: distinct addresses per wave ${[...new Set(ex.map((e) => e.distinctAddresses))].join('/')}, successful ADDs per wave min ${Math.min(...ex.map((e) => e.okAdds))}`);
     }
+    if (ex?.length && ex[0].agentAlive !== undefined) {
+      const up = ex.filter((e) => e.agentAlive).length;
+      log(`   ${s.label}: overlay agent running after the iteration in ${up} of ${ex.length}${up < ex.length ? ' — NOT RUNNING: the lease is not renewed' : ''}`);
+    }
     const rss = res.rss[s.key];
     if (rss) log(`   ${s.label} peak RSS (MiB${s.served ? ', the stub; the service is reported at the end' : ''}): ${Object.entries(rss).map(([k, kib]) => `${k} ${(kib / 1024).toFixed(1)}`).join(', ')}`);
     const pr = res.procs[s.key];

@@ -346,5 +346,20 @@ function overlayScenario() {
       throw new Error('etcd did not start');
     },
   });
-  return { ...base, sidesKind: 'overlay' };
+  // After each ADD the host's agent must be running (it renews the lease and keeps the other
+  // hosts' routes): lib/daemon kills an agent whose cmdline its spec does not recognize, and the
+  // ADD still succeeds on the lease the agent left, so only this check sees it.
+  const iterate = async (side, i, opts) => {
+    const r = await base.iterate(side, i, opts);
+    if (!side.overlay) return r;
+    let alive = false;
+    try {
+      const pid = Number(readFileSync(join(side.dataDir, 'run', 'agent.pid'), 'utf8'));
+      alive = pid > 1 && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('agent');
+    } catch {
+      /* no pid file, or that process is gone */
+    }
+    return { ...r, extra: { agentAlive: alive } };
+  };
+  return { ...base, iterate, sidesKind: 'overlay' };
 }
