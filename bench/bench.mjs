@@ -10,7 +10,9 @@
 // regressions against the previous run (bench-results/latest.json, or --compare FILE).
 //
 //   node bench/bench.mjs [--quick] [--iterations N] [--only id,id] [--sides name,name]
-//                        [--compare FILE|--no-compare] [--no-rss] [--no-strace] [--no-binary]
+//                        [--compare FILE|--no-compare] [--service-node-options FLAGS]
+//                        [--no-rss] [--no-strace] [--no-binary]
+// The services get the Node flags a plugin-started service gets (--service-node-options '' for none).
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import os from 'node:os';
@@ -21,7 +23,7 @@ import { machineInfo } from './lib/machine.mjs';
 import { run, runOk } from './lib/proc.mjs';
 import { Sandbox } from './lib/sandbox.mjs';
 import { scenarios } from './lib/scenarios.mjs';
-import { leftoverProcesses, Service } from './lib/service.mjs';
+import { leftoverProcesses, Service, SERVICE_NODE_OPTIONS } from './lib/service.mjs';
 import { ratio, summarize } from './lib/stats.mjs';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -55,7 +57,7 @@ const REGRESSION_TOLERANCE = 1.15;
 const WARMUPS = { inProcess: 1, served: 3 };
 
 function parseArgs(argv) {
-  const o = { iterations: 30, quick: false, only: null, sides: [...SIDE_NAMES], compare: undefined, rss: true, strace: true, help: false };
+  const o = { iterations: 30, quick: false, only: null, sides: [...SIDE_NAMES], compare: undefined, serviceNodeOptions: SERVICE_NODE_OPTIONS, rss: true, strace: true, help: false };
   const list = (v) => v.split(',').map((x) => x.trim()).filter(Boolean);
   for (let k = 0; k < argv.length; k++) {
     const a = argv[k];
@@ -67,6 +69,7 @@ function parseArgs(argv) {
     else if (flag === '--sides') o.sides = list(value());
     else if (flag === '--compare') o.compare = value();
     else if (a === '--no-compare') o.compare = null;
+    else if (flag === '--service-node-options') o.serviceNodeOptions = value();
     else if (a === '--no-rss') o.rss = false;
     else if (a === '--no-strace') o.strace = false;
     else if (a === '--no-binary') o.sides = o.sides.filter((s) => !s.startsWith('binary'));
@@ -423,7 +426,7 @@ function readPrevious(file) {
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
   if (opts.help) {
-    log('usage: node bench/bench.mjs [--quick] [--iterations N] [--only id,id] [--sides name,name] [--compare FILE|--no-compare] [--no-rss] [--no-strace] [--no-binary]');
+    log('usage: node bench/bench.mjs [--quick] [--iterations N] [--only id,id] [--sides name,name] [--compare FILE|--no-compare] [--service-node-options FLAGS] [--no-rss] [--no-strace] [--no-binary]');
     log(`scenario ids: ${scenarios().map((s) => s.id).join(', ')}`);
     log(`sides (the reference always runs): ${SIDE_NAMES.map((s) => `${s} (${PACKAGINGS[s].what})`).join(', ')}`);
     return 0;
@@ -513,7 +516,9 @@ async function main() {
     side.host = await sb.host(`host-${id}`);
     side.env = { ...(pack === 'binary' ? { CNI_TS_SERVICE: 'off' } : {}), ...extraEnv };
     if (PACKAGINGS[pack].served) {
-      const svc = new Service({ label: id, exe: join(side.impl.dir, 'cni-ts'), host: side.host, dir: sb.tempDir(`svc-${id}`) });
+      const exe = join(side.impl.dir, 'cni-ts');
+      const argv = pack === 'bundle-served' ? [process.execPath, exe, 'serve'] : [exe, 'serve'];
+      const svc = new Service({ label: id, argv, host: side.host, dir: sb.tempDir(`svc-${id}`), nodeOptions: opts.serviceNodeOptions });
       services.push(svc);
       // Registered before the start: an interrupted start is stopped too.
       sb.onCleanup(async () => {
@@ -545,7 +550,7 @@ async function main() {
     }
     const mainSides = [];
     for (const p of opts.sides) mainSides.push(await sideFor(p));
-    for (const s of services) if (s.pid) log(`service for ${s.label}: pid ${s.pid} (${s.cmdline}) in ${s.host}, dir ${s.dir}`);
+    for (const s of services) if (s.pid) log(`service for ${s.label}: pid ${s.pid} (${s.cmdline}; NODE_OPTIONS=${s.nodeOptions || '(none)'}) in ${s.host}, dir ${s.dir}`);
     const refSide = { key: 'ref', label: 'reference', impl: ref, host: await sb.host('host-ref') };
 
     for (const sc of selected) {
@@ -605,6 +610,7 @@ async function main() {
     side: s.label,
     pid: s.pid,
     cmdline: s.cmdline,
+    nodeOptions: s.nodeOptions,
     dir: s.dir,
     hwmKiB: s.final?.memory?.hwmKiB,
     rssKiBAtEnd: s.final?.memory?.rssKiB,

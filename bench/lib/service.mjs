@@ -19,6 +19,12 @@ import { BASE_ENV } from './cni.mjs';
 /** Seconds without a request before the service exits by itself: longer than any run, short enough that a SIGKILLed bench's service goes away. */
 export const SERVICE_IDLE_S = 4 * 3600;
 
+/**
+ * The Node flags a service gets when a plugin starts it (lib/serve/start.ts serviceSpec), which
+ * the README also gives an operator's systemd unit: what is deployed is what gets timed.
+ */
+export const SERVICE_NODE_OPTIONS = '--jitless --max-semi-space-size=1';
+
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** The fields of /proc/<pid>/stat after the command name (field 3 is index 0). */
@@ -35,14 +41,17 @@ export function cpuTicks(pid = 'self') {
 
 export class Service {
   /**
-   * label: the side's name; exe: the multi-call program (bundle or binary) whose stubs the side
-   * runs; host: the sandbox host netns path; dir: the service directory (CNI_TS_SERVICE_DIR).
+   * label: the side's name; argv: the multi-call program (bundle or binary) whose stubs the side
+   * runs, as `serve` (a bundle run by node itself, not through its shebang, which drops
+   * NODE_OPTIONS; as lib/serve/start.ts serviceArgv does); host: the sandbox host netns path;
+   * dir: the service directory (CNI_TS_SERVICE_DIR); nodeOptions: NODE_OPTIONS for it.
    */
-  constructor({ label, exe, host, dir }) {
+  constructor({ label, argv, host, dir, nodeOptions = SERVICE_NODE_OPTIONS }) {
     this.label = label;
-    this.exe = exe;
+    this.argv = argv;
     this.host = host;
     this.dir = dir;
+    this.nodeOptions = nodeOptions;
     this.logFile = join(dir, 'service.log');
     this.env = { CNI_TS_SERVICE_DIR: dir, CNI_TS_SERVICE_IDLE: String(SERVICE_IDLE_S) };
     this.pid = undefined;
@@ -55,8 +64,8 @@ export class Service {
     const log = openSync(this.logFile, 'a', 0o600);
     try {
       // Not detached: a ^C to the bench's process group reaches it too (it then stops taking calls).
-      this.child = spawn('nsenter', [`--net=${this.host}`, '--', this.exe, 'serve'], {
-        env: { ...BASE_ENV, ...this.env, CNI_TS_SERVICE_DEBUG: '1' },
+      this.child = spawn('nsenter', [`--net=${this.host}`, '--', ...this.argv], {
+        env: { ...BASE_ENV, ...this.env, CNI_TS_SERVICE_DEBUG: '1', ...(this.nodeOptions ? { NODE_OPTIONS: this.nodeOptions } : {}) },
         stdio: ['ignore', log, log],
       });
     } finally {
@@ -68,7 +77,7 @@ export class Service {
     });
     let gone;
     this.exited.then((why) => (gone = why));
-    // nsenter and env(1) exec in place: the spawned pid is the service's.
+    // nsenter execs in place: the spawned pid is the service's.
     this.pid = this.child.pid;
     const fifo = join(this.dir, `requests.${this.pid}`);
     const deadline = Date.now() + timeoutMs;
