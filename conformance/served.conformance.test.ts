@@ -8,7 +8,7 @@
 // reference's host-local on one dataDir. Every service started here is stopped by pid.
 import { copyFileSync, cpSync, existsSync, readdirSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
-import { exec, inNetns } from './helpers/exec';
+import { exec, execWithPipes, inNetns } from './helpers/exec';
 import { addressesOf, eventually, ping, veths } from './helpers/ip-json';
 import { leaseFiles } from './helpers/leases';
 import { Registry, type Netns, uniqueBridgeName, uniqueContainerId, uniqueNetName, uniqueSubnet24 } from './helpers/netns';
@@ -59,7 +59,7 @@ maybe(`served mode [${DIR}]`, () => {
     for (const pid of started) expect(existsSync(`/proc/${pid}`) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('serve')).toBe(false);
   });
 
-  async function call(verb: string, cid: string, ctr: Netns | undefined, extra: Record<string, string> = {}, from: Netns = host, dir = DIR, stdin = JSON.stringify(conf)): Promise<Call> {
+  async function call(verb: string, cid: string, ctr: Netns | undefined, extra: Record<string, string> = {}, from: Netns = host, dir = DIR, stdin = JSON.stringify(conf), pipes = false): Promise<Call> {
     const env: Record<string, string> = {
       PATH,
       CNI_COMMAND: verb,
@@ -71,7 +71,7 @@ maybe(`served mode [${DIR}]`, () => {
       CNI_TS_SERVICE_DEBUG: '1',
       ...extra,
     };
-    const r = await exec(inNetns(from.path, [join(dir, 'bridge')]), { stdin, env, timeoutMs: 45_000 });
+    const r = await (pipes ? execWithPipes : exec)(inNetns(from.path, [join(dir, 'bridge')]), { stdin, env, timeoutMs: 45_000 });
     let json;
     try {
       json = r.stdout.trim() ? JSON.parse(r.stdout) : undefined;
@@ -130,6 +130,24 @@ maybe(`served mode [${DIR}]`, () => {
     expect(servicePid(svc)).toBe(pid);
     ok(await call('DEL', 'c1', ctr1), 'DEL c1');
     expect(leases()).toEqual([]);
+  });
+
+  test('a caller that gives pipes, as Go runtimes do (the config written and closed before the plugin starts): served, the service reads and writes them itself', async () => {
+    const ctr1 = await reg.netns('ctr');
+    ok(await call('ADD', 'p0', ctr1), 'first ADD');
+    await readyService();
+    const ctr2 = await reg.netns('ctr');
+    const add = ok(await call('ADD', 'p1', ctr2, {}, host, DIR, JSON.stringify(conf), true), 'ADD over pipes');
+    expect(servedFor('ADD', 'p1')).toBe(true);
+    expect(add.stdout.endsWith('}\n')).toBe(true);
+    expect(await addressesOf(ctr2, 'eth0')).toContain(add.json.ips[0].address);
+    const bad = await call('ADD', 'p2', ctr2, {}, host, DIR, '{"name":', true);
+    expect([bad.code, bad.json?.code]).toEqual([1, 6]);
+    ok(await call('DEL', 'p1', ctr2, {}, host, DIR, JSON.stringify(conf), true), 'DEL over pipes');
+    expect(servedFor('DEL', 'p1')).toBe(true);
+    ok(await call('DEL', 'p0', ctr1), 'DEL p0');
+    expect(leases()).toEqual([]);
+    expect(readdirSync(join(svc, 'q'))).toEqual([]);
   });
 
   test('a service killed with SIGKILL, its pid file and FIFO left behind, never fails a call: it runs in-process and a new service starts', async () => {

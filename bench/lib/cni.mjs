@@ -69,7 +69,7 @@ export async function invoke(impl, plugin, command, conf, opts) {
   }
   const svcTrace = opts.wrap === 'strace' && opts.service ? await traceProcess(opts.service.pid, join(tmp, 'service')) : undefined;
   if (opts.service) opts.service.calls++;
-  const r = await run(argv, { stdin: JSON.stringify(conf), env, timeoutMs: opts.timeoutMs ?? 60_000 });
+  const r = await run(argv, { stdin: JSON.stringify(conf), env, timeoutMs: opts.timeoutMs ?? 60_000, pipes: true });
   const svcText = svcTrace ? await svcTrace.stop() : undefined;
   let json;
   try {

@@ -1,6 +1,10 @@
 // The one place the conformance suite spawns processes (like actions-toolkit's Exec): argv only,
 // never a shell, never throws on a non-zero exit, always bounded by a timeout.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, constants, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 export interface ExecResult {
   argv: string[];
@@ -48,6 +52,68 @@ export function exec(argv: string[], opts: ExecOptions = {}): Promise<ExecResult
     child.stdin.on('error', () => undefined);
     child.stdin.end(opts.stdin ?? '');
   });
+}
+
+/**
+ * exec() with stdin and stdout on real pipes, the way a Go runtime (libcni through os/exec) runs
+ * a plugin: the config written and its end closed before the plugin starts. Node's own stdio
+ * pipes are socket pairs, which a plugin's stub treats differently (lib/serve/protocol.ts).
+ * The pipes are FIFOs in a temp dir of their own, removed before this returns.
+ */
+export async function execWithPipes(argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'cni-test-pipes-'));
+  try {
+    const [i, o] = [join(dir, 'in'), join(dir, 'out')];
+    if (spawnSync('mkfifo', ['-m', '600', i, o]).status !== 0) throw new Error('mkfifo failed');
+    const fill = openSync(i, constants.O_RDWR);
+    const inR = openSync(i, constants.O_RDONLY);
+    writeSync(fill, opts.stdin ?? '');
+    closeSync(fill);
+    const outR = openSync(o, constants.O_RDONLY | constants.O_NONBLOCK);
+    const outW = openSync(o, constants.O_WRONLY);
+    return await new Promise((resolve, reject) => {
+      let stdout = '';
+      let stderr = '';
+      let timedOut = false;
+      let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+      let drained = false;
+      const out = new Socket({ fd: outR, readable: true, writable: false });
+      const done = (): void => {
+        if (!exit || !drained) return;
+        clearTimeout(timer);
+        resolve({ argv, ...exit, stdout, stderr, timedOut });
+      };
+      out.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+      // Our read end opened before any writer: epoll reports the end once the plugin's closes.
+      out.on('end', () => {
+        drained = true;
+        out.destroy();
+        done();
+      });
+      const child = spawn(argv[0]!, argv.slice(1), { env: opts.env ?? process.env, stdio: [inR, outW, 'pipe'] });
+      closeSync(inR);
+      closeSync(outW);
+      const timer = setTimeout(() => {
+        timedOut = true;
+        child.kill('SIGKILL');
+        out.destroy();
+        drained = true;
+        done();
+      }, opts.timeoutMs ?? 30_000);
+      child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      child.on('error', (e) => {
+        clearTimeout(timer);
+        out.destroy();
+        reject(new Error(`cannot spawn ${argv.join(' ')}: ${e.message}`));
+      });
+      child.on('close', (code, signal) => {
+        exit = { code, signal };
+        done();
+      });
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** Like exec, but throws an error carrying stderr, the command and the exit code when it fails. */

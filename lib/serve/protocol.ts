@@ -1,9 +1,10 @@
 /**
  * Served mode: the per-host cni-ts service and the bash stubs that hand it their calls. This file
  * is the protocol both sides agree on (scripts/stub.mjs writes the stub side in bash; the
- * service side is service.ts). It is small on purpose: the stub may spawn nothing but one
- * mkfifo(1) on its fast path, since a Node client would cost more (~70-100 ms to start) than the
- * reference plugins take for a whole ADD.
+ * service side is service.ts). It is small on purpose: the stub spawns no process at all on its
+ * fast path (a Node client would cost more, ~70-100 ms to start, than the reference plugins take
+ * for a whole ADD), and it reads and writes only a few bytes itself: bash reads a pipe one byte
+ * per system call, so the service reads the call's stdin and writes its stdout directly.
  *
  * The service directory (CNI_TS_SERVICE_DIR, default /run/cni-ts, mode 0700: root only):
  *   service.pid        the service's pid (lib/daemon pid file)
@@ -12,21 +13,32 @@
  *   requests.<pid>     the FIFO the service with that pid reads requests from; it exists only
  *                      while that service accepts requests, so a stub that finds the pid alive
  *                      and this FIFO present knows the service is ready
- *   q/<stubpid>.in     the config the stub read from its stdin (the service deletes it when it
- *                      takes the request: its absence tells the stub the request was taken)
- *   q/<stubpid>.out    a FIFO the stub made and reads the answer from
+ *   q/<stubpid>.in     made (empty) when the service takes the call, before it reads the stub's
+ *                      stdin; holds that config once read: a stub whose service died can run the
+ *                      call itself from it
+ *   q/<stubpid>.done   what .in becomes once the call is done and its output is being written
+ *   q/<stubpid>.stdin  the config of a stub whose stdin is a socket (a caller written in Node:
+ *                      /proc cannot reopen a socket), written by the stub, which then reads it
+ *                      as its stdin; swept once that stub is gone
  *
- * A request is one line written to requests.<pid>: "<stubpid> <plugin> <build id>\n" (shorter
- * than PIPE_BUF, so concurrent stubs never interleave). The service reads the call's
- * environment from /proc/<stubpid>/environ (the stub changes nothing in it), checks that the
- * stub runs in its own network and mount namespaces, and answers on q/<stubpid>.out with one
- * NUL-terminated message: "<exit code> <stdout text>", or "D" when it declines (another build,
- * its executable changed on disk, shutting down, another namespace): the stub then runs the call
- * itself. Whatever the plugin writes to stderr goes to /proc/<stubpid>/fd/2.
+ * The stub makes a pipe without a process (a bash here-string is a pipe, which it reopens
+ * read-write through /proc/self/fd/3 so that it never reads as ended) and writes one line to
+ * requests.<pid>: "<stubpid> <plugin> <build id>\n" (shorter than PIPE_BUF, so concurrent stubs
+ * never interleave). The service reads the call's environment from /proc/<stubpid>/environ (the
+ * stub changes nothing in it), checks that the stub runs in its own network and mount
+ * namespaces, reads the config from /proc/<stubpid>/fd/0, writes the result to /proc/<stubpid>/fd/5
+ * (the stub's copy of its stdout: fd 1 itself points at the FIFO while the stub writes its
+ * request) when that is a pipe or a character device (else the answer carries it) and anything for
+ * stderr to /proc/<stubpid>/fd/2. It answers on /proc/<stubpid>/fd/3 with one NUL-terminated
+ * message: "<exit code> <stdout text, when not written already>", or "D" when it declines
+ * (another build, its executable changed on disk, shutting down, another namespace, a stdin it
+ * cannot read without consuming it): the stub then runs the call itself, stdin untouched.
  *
- * A stub that sees the service die while it waits (it polls /proc/<pid> every 0.5 s) runs the
- * call itself; if the request had been taken (q/<stubpid>.in is gone), with CNI_TS_RECOVER=1,
- * which makes an ADD first undo whatever the dead service may have half-made (a DEL).
+ * A stub that sees the service die while it waits (it checks /proc/<pid> every 0.5 s) looks at
+ * what the service left: nothing, the call was not taken and it runs it itself; an empty .in,
+ * its stdin may be half read and it fails with "try again later" (11); a full .in, it runs the
+ * call itself from it with CNI_TS_RECOVER=1, which makes an ADD first undo whatever the dead
+ * service may have half-made (a DEL); a .done, the output may be half written and it fails.
  */
 import { join } from 'node:path';
 
@@ -51,7 +63,7 @@ export interface ServicePaths {
   queue: string;
   fifo: (pid: number) => string;
   input: (stubPid: number) => string;
-  output: (stubPid: number) => string;
+  done: (stubPid: number) => string;
 }
 
 export function servicePaths(dir: string): ServicePaths {
@@ -61,7 +73,7 @@ export function servicePaths(dir: string): ServicePaths {
     queue,
     fifo: (pid) => join(dir, `requests.${pid}`),
     input: (p) => join(queue, `${p}.in`),
-    output: (p) => join(queue, `${p}.out`),
+    done: (p) => join(queue, `${p}.done`),
   };
 }
 

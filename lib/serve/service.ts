@@ -13,7 +13,7 @@
  * changed on disk or it is going away. It exits after CNI_TS_SERVICE_IDLE seconds (default 600)
  * without a request, and on SIGTERM/SIGINT after the calls in flight.
  */
-import { chmodSync, closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, constants, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { run } from '../exec/run';
 import { hasExited, logLine } from '../daemon/daemon';
@@ -64,6 +64,102 @@ async function writeAll(fd: number, buf: Buffer): Promise<void> {
   }
 }
 
+/** The stub's stdin, opened anew through /proc without disturbing it until read. */
+interface Stdin {
+  read(): Promise<Buffer>;
+  close(): void;
+}
+
+/**
+ * Opens a stub's stdin (/proc/<pid>/fd/0) when reading it here is safe: a pipe (read to its end
+ * without blocking the service), a regular file (from the stub's own offset, which stays where it
+ * was) or /dev/null. Anything else (a terminal, a socket) is left to the stub: undefined.
+ */
+function openStdin(path: string): Stdin | undefined {
+  let st;
+  try {
+    st = statSync(path);
+  } catch {
+    return undefined;
+  }
+  if (st.isCharacterDevice()) {
+    return st.rdev === DEV_NULL ? { read: async () => Buffer.alloc(0), close: () => undefined } : undefined;
+  }
+  if (st.isFile()) {
+    // Opened anew, the file starts at 0: read from where the stub's descriptor stands.
+    const pos = Number(/^pos:\s*(\d+)/m.exec(readFileSync(path.replace('/fd/', '/fdinfo/'), 'utf8'))?.[1] ?? 0);
+    return { read: async () => readFileSync(path).subarray(pos), close: () => undefined };
+  }
+  if (!st.isFIFO()) return undefined;
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  let closed = false;
+  const close = (): void => {
+    if (!closed) closeSync(fd);
+    closed = true;
+  };
+  return {
+    read: async () => {
+      try {
+        return await readToEnd(fd, path);
+      } finally {
+        close();
+      }
+    },
+    close,
+  };
+}
+
+/**
+ * Reads a non-blocking pipe to its end, polling. Not through the event loop: a pipe opened
+ * anew through /proc after its last writer closed (the runtime wrote the config and closed its
+ * end before the stub even started, which is the common case) never reports its end to epoll
+ * (Linux only signals a hang-up to a FIFO reader that saw the writer leave), but read() returns
+ * 0 at once. While a writer holds it with nothing written, waits 1 ms, doubling up to 50 ms,
+ * for as long as the stub lives.
+ */
+async function readToEnd(fd: number, path: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  const buf = Buffer.allocUnsafe(64 * 1024);
+  const pid = Number(/^\/proc\/(\d+)\//.exec(path)?.[1]);
+  for (let wait = 1; ; ) {
+    let n: number;
+    try {
+      n = readSync(fd, buf, 0, buf.length, null);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+      if (pid && hasExited(pid)) throw new Error(`pid ${pid} went away before its config was written`);
+      await new Promise((r) => setTimeout(r, wait));
+      wait = Math.min(wait * 2, 50);
+      continue;
+    }
+    if (n === 0) return Buffer.concat(chunks);
+    chunks.push(Buffer.from(buf.subarray(0, n)));
+    wait = 1;
+  }
+}
+
+/** makedev(1, 3) as stat reports it. */
+const DEV_NULL = (1 << 8) | 3;
+
+/**
+ * Opens one of the stub's descriptors through /proc for writing, without blocking: a caller
+ * whose pipe is full or closed must not stall every other call. With `onlyStreams`, only a pipe
+ * or a terminal (a file opened anew would not share the stub's offset). undefined when it
+ * cannot (closed, a socket, or a file with onlyStreams).
+ */
+function openCallerFd(path: string, flags: number, onlyStreams = false): number | undefined {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, constants.O_WRONLY | constants.O_NONBLOCK | flags);
+    const st = fstatSync(fd);
+    if (!onlyStreams || st.isFIFO() || st.isCharacterDevice()) return fd;
+  } catch {
+    /* fall through */
+  }
+  if (fd !== undefined) closeSync(fd);
+  return undefined;
+}
+
 export async function serviceMain(table: ServeTable): Promise<void> {
   const dir = serviceDir((k) => process.env[k]);
   const paths = servicePaths(dir);
@@ -95,7 +191,7 @@ export async function serviceMain(table: ServeTable): Promise<void> {
   }
   const sweepQueue = (): void => {
     for (const f of readdirSync(paths.queue)) {
-      const m = /^(\d+)\.(in|out)$/.exec(f);
+      const m = /^(\d+)\.(in|in\.tmp|done|stdin)$/.exec(f);
       if (m && !alive(Number(m[1]))) rmSync(`${paths.queue}/${f}`, { force: true });
     }
   };
@@ -162,20 +258,23 @@ export async function serviceMain(table: ServeTable): Promise<void> {
   };
 
   async function handle(req: Request): Promise<void> {
+    const fdPath = (n: number): string => `/proc/${req.stubPid}/fd/${n}`;
     let out: number;
     try {
-      out = openSync(paths.output(req.stubPid), constants.O_WRONLY | constants.O_NONBLOCK);
+      out = openSync(fdPath(3), constants.O_WRONLY | constants.O_NONBLOCK);
+      if (!fstatSync(out).isFIFO()) {
+        closeSync(out);
+        throw new Error('fd 3 is no pipe');
+      }
     } catch {
-      // The stub is gone (killed by its runtime): nobody to answer.
-      rmSync(paths.input(req.stubPid), { force: true });
-      rmSync(paths.output(req.stubPid), { force: true });
+      // The stub is gone (killed by its runtime), or that pid is no stub any more: nobody to answer.
       return;
     }
     // From here on the stub gets exactly one answer, whatever happens: it waits for as long as
-    // we live.
+    // we live. Until `taken`, that answer may be a decline (its stdin is untouched).
     let answer: { code: number; out: string } | 'decline' = 'decline';
+    let taken = false;
     try {
-      rmSync(paths.output(req.stubPid), { force: true });
       const plugin = pluginFor(req.plugin);
       let why: string | undefined;
       if (closing !== undefined) why = closing;
@@ -183,48 +282,79 @@ export async function serviceMain(table: ServeTable): Promise<void> {
       else if (req.buildId !== id) why = `a call from build ${req.buildId}`;
       else if (!plugin) why = `unknown plugin ${req.plugin}`;
       else if (!sameNs(req.stubPid, 'net') || !sameNs(req.stubPid, 'mnt')) why = 'a call from another namespace';
-      if (why !== undefined || !plugin) {
+      const env = why === undefined ? parseEnviron(readFileSync(`/proc/${req.stubPid}/environ`)) : undefined;
+      const stdin = why === undefined ? openStdin(fdPath(0)) : undefined;
+      if (why === undefined && !stdin) why = 'a stdin that is neither a pipe, a file nor /dev/null';
+      if (why !== undefined || !plugin || !env || !stdin) {
         if (debug) logLine(`declined pid ${req.stubPid} (${req.plugin}): ${why}`);
+        if (stdin) stdin.close();
         // An upgrade replaced us: make way (the stub's fallback starts the new build's service).
         if (closing === undefined && fileId(exe) !== exeId) shutdown(why ?? 'upgrade');
         return;
       }
-      const env = parseEnviron(readFileSync(`/proc/${req.stubPid}/environ`));
-      const stdin = readFileSync(paths.input(req.stubPid));
-      // Taken: from here on a stub that sees us die runs the call with CNI_TS_RECOVER.
-      rmSync(paths.input(req.stubPid), { force: true });
+      // Taken: from here on a stub that sees us die does not read its stdin again (.in tells it why).
+      taken = true;
+      const create = constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW;
+      rmSync(paths.done(req.stubPid), { force: true }); // a dead stub's of the same pid
+      closeSync(openSync(paths.input(req.stubPid), create, 0o600));
+      const config = await stdin.read();
+      const tmp = `${paths.input(req.stubPid)}.tmp`;
+      const tfd = openSync(tmp, create, 0o600);
+      try {
+        writeSync(tfd, config);
+      } finally {
+        closeSync(tfd);
+      }
+      renameSync(tmp, paths.input(req.stubPid));
       const errs: string[] = [];
       const io: Io = {
         getenv: (k) => env.get(k),
-        readStdin: () => stdin,
+        readStdin: () => config,
         finish: () => undefined,
         stderr: (t) => errs.push(t.endsWith('\n') ? t : t + '\n'),
       };
       const t0 = Date.now();
-      answer = await runAsPlugin(req.plugin, () => dispatch(plugin, io));
+      const result = await runAsPlugin(req.plugin, () => dispatch(plugin, io));
+      // Done: a stub that sees us die from here on must not run the call again (its output may be half written).
+      renameSync(paths.input(req.stubPid), paths.done(req.stubPid));
       if (errs.length) {
-        // Non-blocking: a caller whose stderr pipe is full must not stall every other call.
-        let efd: number | undefined;
+        const efd = openCallerFd(fdPath(2), constants.O_APPEND);
+        if (efd !== undefined) {
+          try {
+            writeSync(efd, errs.join(''));
+          } catch {
+            /* the caller's stderr is full: its loss */
+          } finally {
+            closeSync(efd);
+          }
+        }
+      }
+      answer = result;
+      const ofd = result.out ? openCallerFd(fdPath(5), 0, true) : undefined;
+      if (ofd !== undefined) {
+        answer = { code: result.code, out: '' };
         try {
-          efd = openSync(`/proc/${req.stubPid}/fd/2`, constants.O_WRONLY | constants.O_APPEND | constants.O_NONBLOCK);
-          writeSync(efd, errs.join(''));
-        } catch {
-          /* the caller's stderr is closed, full or not a file we can open */
+          await writeAll(ofd, Buffer.from(`${result.out}\n`));
+        } catch (e) {
+          logLine(`request of pid ${req.stubPid}: its stdout could not be written: ${(e as Error).message}`);
         } finally {
-          if (efd !== undefined) closeSync(efd);
+          closeSync(ofd);
         }
       }
       served++;
-      if (debug) logLine(`served ${env.get('CNI_COMMAND')} ${req.plugin} for pid ${req.stubPid} (${env.get('CNI_CONTAINERID') ?? ''}): exit ${answer.code} in ${Date.now() - t0} ms`);
+      if (debug) logLine(`served ${env.get('CNI_COMMAND')} ${req.plugin} for pid ${req.stubPid} (${env.get('CNI_CONTAINERID') ?? ''}): exit ${result.code} in ${Date.now() - t0} ms`);
     } catch (e) {
       // Not taken yet: the stub runs the call itself. Taken: dispatch() answers every error
       // itself, so this is a fault of ours; the stub's runtime gets a CNI error and retries.
       logLine(`request of pid ${req.stubPid} (${req.plugin}): ${(e as Error)?.stack ?? String(e)}`);
-      if (!existsSync(paths.input(req.stubPid)) && answer === 'decline') {
+      if (taken && answer === 'decline') {
         answer = { code: 1, out: JSON.stringify(new CniError(ErrCode.TryAgainLater, 'the cni-ts service failed on this call; try again', (e as Error)?.message ?? String(e)).toJSON(CURRENT_VERSION)) };
       }
     } finally {
       await reply(req, out, answer);
+      // The stub's own .stdin stays readable through its descriptor; after a decline its
+      // in-process run removes it.
+      if (taken) for (const f of [paths.input(req.stubPid), paths.done(req.stubPid), `${paths.queue}/${req.stubPid}.stdin`]) rmSync(f, { force: true });
     }
   }
 

@@ -2,8 +2,8 @@
  * Starting the per-host service (lib/serve/service.ts) on demand, and its lib/daemon spec. Loaded
  * only by a plugin that a served-mode stub ran itself because no service took the call.
  */
-import { existsSync } from 'node:fs';
-import { basename } from 'node:path';
+import { existsSync, rmSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { ensureRunning, type DaemonSpec } from '../daemon/daemon';
 import { getMulticallPath, isBinary, MULTICALL_NAME } from '../self/self';
 import { serviceMode, servicePaths } from './protocol';
@@ -47,6 +47,9 @@ export function serviceSpec(dir: string, argv: string[] = serviceArgv() ?? []): 
  */
 export async function startForNextCalls(stderr: (s: string) => void): Promise<void> {
   const dir = process.env.CNI_TS_VIA_STUB;
+  // This process is the stub itself (it execs us): what it or a service left in q/ under its
+  // pid is ours to remove. Our stdin may be one of those files: it stays readable once unlinked.
+  if (dir) for (const f of ['in', 'stdin', 'done']) rmSync(join(servicePaths(dir).queue, `${process.pid}.${f}`), { force: true });
   const argv = serviceArgv();
   if (!dir || !argv || serviceMode((k) => process.env[k]) !== 'auto') return;
   try {
