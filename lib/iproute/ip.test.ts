@@ -80,10 +80,18 @@ describe('ipBatch', () => {
     expect(out).toMatchObject({ shows: [JSON.parse(LO)], byLine: [undefined, JSON.parse(LO)], errors: [] });
   });
 
-  it('runs through nsenter when a netns is given', async () => {
+  it('enters a netns named in /run/netns with ip -n, any other through nsenter', async () => {
     answer({});
     await ipBatch(['link set dev lo up'], { netns: '/run/netns/ctr1' });
-    expect(spawned[0]!.argv).toEqual(['nsenter', '--net=/run/netns/ctr1', '--', 'ip', '-json', '-batch', '-']);
+    await ipBatch(['link set dev lo up'], { netns: '/var/run/netns/ctr1' });
+    await ipBatch(['link set dev lo up'], { netns: '/run/netns/sub/ctr1' });
+    await ipBatch(['link set dev lo up'], { netns: '/run/netns/..' });
+    expect(spawned.map((s) => s.argv)).toEqual([
+      ['ip', '-n', 'ctr1', '-json', '-batch', '-'],
+      ['ip', '-n', 'ctr1', '-json', '-batch', '-'],
+      ['nsenter', '--net=/run/netns/sub/ctr1', '--', 'ip', '-json', '-batch', '-'],
+      ['nsenter', '--net=/run/netns/..', '--', 'ip', '-json', '-batch', '-'],
+    ]);
   });
 
   it('adds -force before -batch', async () => {
