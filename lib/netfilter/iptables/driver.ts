@@ -13,6 +13,7 @@
  * ones (masquerade: only the addresses' families when they are known), GC the installed ones.
  */
 import { readFileSync } from 'node:fs';
+import { batched, shared } from '../../batch';
 import { run, CommandError } from '../../exec/run';
 import type { Family } from '../../ip/cidr';
 import { CniError, ErrCode, wrapError } from '../../skel/errors';
@@ -215,8 +216,13 @@ export class IptablesDriver implements NetfilterDriver {
  * A table that appears in neither holds no rule, so teardown and GC have nothing to read there.
  * Not for another netns (its /proc/net is not ours to read), nor without nft.
  */
-export async function tablesPresent(netns: string | undefined, path = process.env.PATH): Promise<Set<string> | undefined> {
+export async function tablesPresent(netns: string | undefined, path = process.env.PATH): Promise<ReadonlySet<string> | undefined> {
   if (netns !== undefined || !onPath('nft', path)) return undefined;
+  // Concurrent teardowns in the service (a wave of DELs) share one read that began after them.
+  return batched('iptables tables present', undefined, (items) => shared(items, readTablesPresent));
+}
+
+async function readTablesPresent(): Promise<ReadonlySet<string> | undefined> {
   const r = await run(['nft', 'list', 'tables'], { nothrow: true });
   if (r.exitCode !== 0) return undefined;
   const present = new Set<string>();

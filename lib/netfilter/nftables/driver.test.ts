@@ -152,6 +152,37 @@ describe('NftablesDriver processes', () => {
     await new NftablesDriver().teardown(A, ['masq']);
     expect(calls).toHaveLength(3);
   });
+  it('concurrent teardowns (a wave of DELs in the service): the first alone, the rest in one read and one transaction', async () => {
+    const C: MasqSpec = { ...B, containerID: 'ctr-c', addresses: ['10.22.0.7/16'] };
+    const withC = listing([
+      goto,
+      { chain: 'masq_checks', handle: 7, comment: cA, expr: masqExpr('ip6', 'fd00::5', 'fd00::', 64) },
+      { chain: 'masq_checks', handle: 8, comment: cB, expr: masqExpr('ip', '10.22.0.6', '10.22.0.0', 16) },
+      { chain: 'masq_checks', handle: 9, comment: nftComment('mynet', 'eth0', 'ctr-c'), expr: masqExpr('ip', '10.22.0.7', '10.22.0.0', 16) },
+    ]);
+    replies = [{ stdout: FULL, stderr: '', exitCode: 0 }, { stdout: '', stderr: '', exitCode: 0 }, { stdout: withC, stderr: '', exitCode: 0 }];
+    await Promise.all([A, B, C].map((o) => new NftablesDriver().teardown(o, ['masq'])));
+    expect(calls.map((c) => c.argv.join(' '))).toEqual([`nft -j list table ${T}`, 'nft -f -', `nft -j list table ${T}`, 'nft -f -']);
+    expect(calls[3]!.opts.input).toBe(`delete rule ${T} masq_checks handle 8\ndelete rule ${T} masq_checks handle 9\n`);
+  });
+  it('a wave whose shared transaction fails is torn down owner by owner, each with its own outcome', async () => {
+    const C: MasqSpec = { ...B, containerID: 'ctr-c', addresses: ['10.22.0.7/16'] };
+    const all = listing([
+      goto,
+      { chain: 'masq_checks', handle: 6, comment: cA, expr: masqExpr('ip', '10.22.0.5', '10.22.0.0', 16) },
+      { chain: 'masq_checks', handle: 8, comment: cB, expr: masqExpr('ip', '10.22.0.6', '10.22.0.0', 16) },
+      { chain: 'masq_checks', handle: 9, comment: nftComment('mynet', 'eth0', 'ctr-c'), expr: masqExpr('ip', '10.22.0.7', '10.22.0.0', 16) },
+    ]);
+    const read = { stdout: all, stderr: '', exitCode: 0 };
+    const ok = { stdout: '', stderr: '', exitCode: 0 };
+    const denied = { stdout: '', stderr: 'Error: Could not process rule: Operation not permitted', exitCode: 1 };
+    // A alone; B and C together (denied); then B and C each: both read, B applies, C is denied.
+    replies = [read, ok, read, denied, read, read, ok, denied];
+    const settled = await Promise.allSettled([A, B, C].map((o) => new NftablesDriver().teardown(o, ['masq'])));
+    expect(settled.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'rejected']);
+    expect(calls.map((c) => c.argv.join(' ')).filter((a) => a === 'nft -f -')).toHaveLength(4);
+    expect(calls[3]!.opts.input).toBe(`delete rule ${T} masq_checks handle 8\ndelete rule ${T} masq_checks handle 9\n`);
+  });
   it('runs inside a netns through nsenter when asked', async () => {
     replies = [missingTable];
     await new NftablesDriver({ netns: '/run/netns/x' }).teardown(A, ['masq']);

@@ -7,7 +7,9 @@
  * Teardown and GC delete the owners' rules by handle.
  *
  * Processes per operation: 1 read + 1 write (none when nothing is to change); check = 1 read.
+ * In the per-host service, concurrent teardowns share them (lib/batch.ts).
  */
+import { batched } from '../../batch';
 import { run, CommandError } from '../../exec/run';
 import { CniError, ErrCode, wrapError } from '../../skel/errors';
 import type { Attachment } from '../../skel/gc';
@@ -109,9 +111,25 @@ export class NftablesDriver implements NetfilterDriver {
     const layouts = concerns.map((c) => LAYOUTS[c]);
     try {
       assertOwner(owner);
-      await this.readThenApply(layouts, (rs) => deleteScript(layouts.flatMap((l) => l.owned(owner, rs))));
+      const key = `nftables teardown ${this.opts.netns ?? ''} ${[...concerns].sort().join(',')}`;
+      await batched(key, owner, (owners) => this.teardownMany(owners, layouts));
     } catch (e) {
       throw wrapError(`failed to remove ${labelOf(concerns)} (nftables) for ${owner.containerID}`, e);
+    }
+  }
+
+  /**
+   * The teardowns of a wave of DELs in the service (lib/batch.ts): one read and one transaction
+   * for all of them; should that fail, each on its own, so that one owner's error stays its own.
+   */
+  private async teardownMany(owners: readonly OwnerHint[], layouts: readonly AnyLayout[]): Promise<PromiseSettledResult<void>[]> {
+    const one = (o: OwnerHint): Promise<void> => this.readThenApply(layouts, (rs) => deleteScript(layouts.flatMap((l) => l.owned(o, rs))));
+    if (owners.length === 1) return Promise.allSettled([one(owners[0]!)]);
+    try {
+      await this.readThenApply(layouts, (rs) => script([...new Set(owners.flatMap((o) => layouts.flatMap((l) => l.owned(o, rs))).map(deleteRuleLine))]));
+      return owners.map(() => ({ status: 'fulfilled', value: undefined }));
+    } catch {
+      return Promise.allSettled(owners.map(one));
     }
   }
 
