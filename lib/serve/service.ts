@@ -319,6 +319,8 @@ export async function serviceMain(table: ServeTable): Promise<void> {
       renameSync(paths.input(req.stubPid), paths.done(req.stubPid));
       if (errs.length) {
         const efd = openCallerFd(fdPath(2), constants.O_APPEND);
+        // A socket (a runtime's journal) cannot be opened through /proc: the log keeps it.
+        if (efd === undefined) logLine(`stderr of pid ${req.stubPid} (${req.plugin} ${env.get('CNI_COMMAND')}): ${errs.join('').trimEnd()}`);
         if (efd !== undefined) {
           try {
             writeSync(efd, errs.join(''));
