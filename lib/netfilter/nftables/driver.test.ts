@@ -152,28 +152,23 @@ describe('NftablesDriver processes', () => {
     await new NftablesDriver().teardown(A, ['masq']);
     expect(calls).toHaveLength(3);
   });
-  it('concurrent teardowns (a wave of DELs in the service): the first alone, the rest in one read and one transaction', async () => {
-    const C: MasqSpec = { ...B, containerID: 'ctr-c', addresses: ['10.22.0.7/16'] };
-    const withC = listing([
+  /** A third owner, C, and a listing of the rules of B and C with one of A's (handle 6 or 7). */
+  const C: MasqSpec = { ...B, containerID: 'ctr-c', addresses: ['10.22.0.7/16'] };
+  const withBC = (a: 6 | 7): string =>
+    listing([
       goto,
-      { chain: 'masq_checks', handle: 7, comment: cA, expr: masqExpr('ip6', 'fd00::5', 'fd00::', 64) },
+      a === 6 ? { chain: 'masq_checks', handle: 6, comment: cA, expr: masqExpr('ip', '10.22.0.5', '10.22.0.0', 16) } : { chain: 'masq_checks', handle: 7, comment: cA, expr: masqExpr('ip6', 'fd00::5', 'fd00::', 64) },
       { chain: 'masq_checks', handle: 8, comment: cB, expr: masqExpr('ip', '10.22.0.6', '10.22.0.0', 16) },
       { chain: 'masq_checks', handle: 9, comment: nftComment('mynet', 'eth0', 'ctr-c'), expr: masqExpr('ip', '10.22.0.7', '10.22.0.0', 16) },
     ]);
-    replies = [{ stdout: FULL, stderr: '', exitCode: 0 }, { stdout: '', stderr: '', exitCode: 0 }, { stdout: withC, stderr: '', exitCode: 0 }];
+  it('concurrent teardowns (a wave of DELs in the service): the first alone, the rest in one read and one transaction', async () => {
+    replies = [{ stdout: FULL, stderr: '', exitCode: 0 }, { stdout: '', stderr: '', exitCode: 0 }, { stdout: withBC(7), stderr: '', exitCode: 0 }];
     await Promise.all([A, B, C].map((o) => new NftablesDriver().teardown(o, ['masq'])));
     expect(calls.map((c) => c.argv.join(' '))).toEqual([`nft -j list table ${T}`, 'nft -f -', `nft -j list table ${T}`, 'nft -f -']);
     expect(calls[3]!.opts.input).toBe(`delete rule ${T} masq_checks handle 8\ndelete rule ${T} masq_checks handle 9\n`);
   });
   it('a wave whose shared transaction fails is torn down owner by owner, each with its own outcome', async () => {
-    const C: MasqSpec = { ...B, containerID: 'ctr-c', addresses: ['10.22.0.7/16'] };
-    const all = listing([
-      goto,
-      { chain: 'masq_checks', handle: 6, comment: cA, expr: masqExpr('ip', '10.22.0.5', '10.22.0.0', 16) },
-      { chain: 'masq_checks', handle: 8, comment: cB, expr: masqExpr('ip', '10.22.0.6', '10.22.0.0', 16) },
-      { chain: 'masq_checks', handle: 9, comment: nftComment('mynet', 'eth0', 'ctr-c'), expr: masqExpr('ip', '10.22.0.7', '10.22.0.0', 16) },
-    ]);
-    const read = { stdout: all, stderr: '', exitCode: 0 };
+    const read = { stdout: withBC(6), stderr: '', exitCode: 0 };
     const ok = { stdout: '', stderr: '', exitCode: 0 };
     const denied = { stdout: '', stderr: 'Error: Could not process rule: Operation not permitted', exitCode: 1 };
     // A alone; B and C together (denied); then B and C each: both read, B applies, C is denied.
