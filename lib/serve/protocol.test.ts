@@ -27,6 +27,6 @@ describe('served-mode protocol', () => {
   });
   test('paths', () => {
     const p = servicePaths('/run/cni-ts');
-    expect([p.fifo(7), p.input(9), p.done(9)]).toEqual(['/run/cni-ts/requests.7', '/run/cni-ts/q/9.in', '/run/cni-ts/q/9.done']);
+    expect([p.fifo(7), p.input(9), p.done(9), p.stdin(9)]).toEqual(['/run/cni-ts/requests.7', '/run/cni-ts/q/9.in', '/run/cni-ts/q/9.done', '/run/cni-ts/q/9.stdin']);
   });
 });

@@ -64,6 +64,7 @@ export interface ServicePaths {
   fifo: (pid: number) => string;
   input: (stubPid: number) => string;
   done: (stubPid: number) => string;
+  stdin: (stubPid: number) => string;
 }
 
 export function servicePaths(dir: string): ServicePaths {
@@ -74,6 +75,7 @@ export function servicePaths(dir: string): ServicePaths {
     fifo: (pid) => join(dir, `requests.${pid}`),
     input: (p) => join(queue, `${p}.in`),
     done: (p) => join(queue, `${p}.done`),
+    stdin: (p) => join(queue, `${p}.stdin`),
   };
 }
 

@@ -321,7 +321,7 @@ export async function serviceMain(table: ServeTable): Promise<void> {
         const efd = openCallerFd(fdPath(2), constants.O_APPEND);
         // A socket (a runtime's journal) cannot be opened through /proc: the log keeps it.
         if (efd === undefined) logLine(`stderr of pid ${req.stubPid} (${req.plugin} ${env.get('CNI_COMMAND')}): ${errs.join('').trimEnd()}`);
-        if (efd !== undefined) {
+        else {
           try {
             writeSync(efd, errs.join(''));
           } catch {
@@ -356,7 +356,7 @@ export async function serviceMain(table: ServeTable): Promise<void> {
       await reply(req, out, answer);
       // The stub's own .stdin stays readable through its descriptor; after a decline its
       // in-process run removes it.
-      if (taken) for (const f of [paths.input(req.stubPid), paths.done(req.stubPid), `${paths.queue}/${req.stubPid}.stdin`]) rmSync(f, { force: true });
+      if (taken) for (const f of [paths.input(req.stubPid), paths.done(req.stubPid), paths.stdin(req.stubPid)]) rmSync(f, { force: true });
     }
   }
 

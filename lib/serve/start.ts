@@ -3,7 +3,7 @@
  * only by a plugin that a served-mode stub ran itself because no service took the call.
  */
 import { existsSync, rmSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename } from 'node:path';
 import { ensureRunning, type DaemonSpec } from '../daemon/daemon';
 import { getMulticallPath, isBinary, MULTICALL_NAME } from '../self/self';
 import { serviceMode, servicePaths } from './protocol';
@@ -49,7 +49,10 @@ export async function startForNextCalls(stderr: (s: string) => void): Promise<vo
   const dir = process.env.CNI_TS_VIA_STUB;
   // This process is the stub itself (it execs us): what it or a service left in q/ under its
   // pid is ours to remove. Our stdin may be one of those files: it stays readable once unlinked.
-  if (dir) for (const f of ['in', 'stdin', 'done']) rmSync(join(servicePaths(dir).queue, `${process.pid}.${f}`), { force: true });
+  if (dir) {
+    const paths = servicePaths(dir);
+    for (const f of [paths.input, paths.stdin, paths.done]) rmSync(f(process.pid), { force: true });
+  }
   const argv = serviceArgv();
   if (!dir || !argv || serviceMode((k) => process.env[k]) !== 'auto') return;
   try {
