@@ -4,7 +4,7 @@
 // host, in /run/cni-ts-test/<host netns name>: the service runs in the network namespace of the
 // first call that starts it and declines calls from any other, so one directory per host.
 // Every such service is stopped by pid when its host's sandbox is cleaned up.
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { stopDaemon } from '../../lib/daemon/daemon';
 import { serviceSpec } from '../../lib/serve/start';
@@ -48,6 +48,14 @@ export async function stopServiceIn(dir: string): Promise<void> {
     copyFileSync(join(dir, 'service.log'), join(process.env.CONFORMANCE_SERVED_LOGS, `${basename(dir)}.log`));
   }
   rmSync(dir, { recursive: true, force: true });
+  // The shared root goes with its last host's directory.
+  if (dir.startsWith(`${SERVED_ROOT}/`)) {
+    try {
+      rmdirSync(SERVED_ROOT);
+    } catch {
+      /* another host's service directory is still there */
+    }
+  }
 }
 
 /** Every service a served run left under SERVED_ROOT (for a suite-level check). */
