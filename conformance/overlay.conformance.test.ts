@@ -245,6 +245,16 @@ suite('overlay across hosts (VXLAN, etcd registry)', () => {
     const [a, b] = await Promise.all([cl.addContainer(h6, NET), cl.addContainer(h7, NET)]);
     expect(state(h6).subnet).not.toBe(state(h7).subnet);
     expect([state(h6).subnet, state(h7).subnet]).toContain('10.40.200.0/24');
+    // The loser's lease reaches the winner's agent through the registry's watch, after the ADDs
+    // returned: each host has the other's VTEP before the ping (as the restart test above waits).
+    for (const [h, other] of [
+      [h6, h7],
+      [h7, h6],
+    ] as const) {
+      await eventually(async () => {
+        if (!(await dataPath(h)).neigh.some((n) => n.lladdr === state(other).vtepMac)) throw new Error('peer VTEP not seen yet');
+      }, 5_000, 100);
+    }
     expect(await ping(a.ns, b.ip)).toBe(true);
     expectOk(await cl.delContainer(a));
     expectOk(await cl.delContainer(b));
