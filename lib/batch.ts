@@ -13,25 +13,28 @@ interface Waiter<T, R> {
   reject: (e: unknown) => void;
 }
 
-const queues = new Map<string, { waiting: Waiter<unknown, unknown>[]; running: boolean }>();
+/** The callers waiting for the next run, per key; a key is here exactly while its runs go on. */
+const queues = new Map<string, Waiter<unknown, unknown>[]>();
 
 /**
  * Queues `item` under `key`; `work` is called with every item queued since the previous call
- * began (at most one call in flight per key) and answers each, in order.
+ * began (at most one call in flight per key) and answers each, in order. The `work` of the caller
+ * that found the key idle serves everyone queued under it: callers sharing a key must pass
+ * equivalent work.
  */
 export function batched<T, R>(key: string, item: T, work: (items: readonly T[]) => Promise<PromiseSettledResult<R>[]>): Promise<R> {
   return new Promise<R>((resolve, reject) => {
-    let q = queues.get(key);
-    if (!q) queues.set(key, (q = { waiting: [], running: false }));
-    q.waiting.push({ item, resolve, reject } as Waiter<unknown, unknown>);
-    if (!q.running) void drain(key, q, work as (items: readonly unknown[]) => Promise<PromiseSettledResult<unknown>[]>);
+    const waiter = { item, resolve, reject } as Waiter<unknown, unknown>;
+    const waiting = queues.get(key);
+    if (waiting) waiting.push(waiter);
+    else void drain(key, [waiter], work as (items: readonly unknown[]) => Promise<PromiseSettledResult<unknown>[]>);
   });
 }
 
-async function drain(key: string, q: { waiting: Waiter<unknown, unknown>[]; running: boolean }, work: (items: readonly unknown[]) => Promise<PromiseSettledResult<unknown>[]>): Promise<void> {
-  q.running = true;
-  while (q.waiting.length) {
-    const batch = q.waiting.splice(0);
+async function drain(key: string, waiting: Waiter<unknown, unknown>[], work: (items: readonly unknown[]) => Promise<PromiseSettledResult<unknown>[]>): Promise<void> {
+  queues.set(key, waiting);
+  while (waiting.length) {
+    const batch = waiting.splice(0);
     let results: PromiseSettledResult<unknown>[];
     try {
       results = await work(batch.map((w) => w.item));
@@ -44,7 +47,6 @@ async function drain(key: string, q: { waiting: Waiter<unknown, unknown>[]; runn
       else w.reject(r.reason);
     });
   }
-  q.running = false;
   queues.delete(key);
 }
 
