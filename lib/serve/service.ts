@@ -306,6 +306,8 @@ export async function serviceMain(table: ServeTable): Promise<void> {
         closeSync(tfd);
       }
       renameSync(tmp, paths.input(req.stubPid));
+      // The config is in .in now; the stub still reads its .stdin copy (if any) through its descriptor.
+      rmSync(paths.stdin(req.stubPid), { force: true });
       const errs: string[] = [];
       const io: Io = {
         getenv: (k) => env.get(k),
@@ -354,8 +356,9 @@ export async function serviceMain(table: ServeTable): Promise<void> {
       }
     } finally {
       await reply(req, out, answer);
-      // The stub's own .stdin stays readable through its descriptor; after a decline its
-      // in-process run removes it.
+      // Only after the answer: until then a stub whose service died goes by them. So they go a
+      // moment after the stub may have exited. After a decline the stub's in-process run
+      // removes its .stdin itself.
       if (taken) for (const f of [paths.input(req.stubPid), paths.done(req.stubPid), paths.stdin(req.stubPid)]) rmSync(f, { force: true });
     }
   }
